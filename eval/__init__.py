@@ -1,0 +1,1 @@
+"""Offline evaluation: datasets, metrics, runners, reports and benchmarks."""

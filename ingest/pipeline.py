@@ -1,0 +1,164 @@
+"""Ingest files into a collection: read, dedupe, chunk, embed (cached), upsert, keep BM25 in sync."""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from llama_index.core.schema import TextNode
+
+from ingest.chunking import chunk_paper, embed_text
+from ingest.embeddings import LocalEmbedding
+from ingest.lexical import LexDoc, LexicalIndex
+from ingest.readers import Located, Rejection, read_path
+from ingest.store import ChunkStore
+
+BATCH_PAPERS = 256
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did; counts add up to the records read."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    duplicates: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    chunks_written: int = 0
+    papers_total: int = 0
+    chunks_total: int = 0
+    seconds: float = 0.0
+
+    @property
+    def records(self) -> int:
+        return self.added + self.updated + self.unchanged + self.duplicates + len(self.rejected)
+
+    def summary(self) -> str:
+        return (f"added {self.added}, updated {self.updated}, unchanged {self.unchanged}, "
+                f"duplicates {self.duplicates}, rejected {len(self.rejected)}; collection now "
+                f"{self.papers_total} papers, {self.chunks_total} chunks ({self.seconds:.1f} s)")
+
+    def to_dict(self) -> dict[str, object]:
+        return {"added": self.added, "updated": self.updated, "unchanged": self.unchanged,
+                "duplicates": self.duplicates, "rejected": [str(r) for r in self.rejected],
+                "chunks_written": self.chunks_written, "papers": self.papers_total,
+                "chunks": self.chunks_total, "seconds": round(self.seconds, 2)}
+
+
+def _batches(items: Iterable[Located | Rejection], report: IngestReport) -> Iterator[list[Located]]:
+    seen: dict[str, tuple[str, str]] = {}
+    batch: list[Located] = []
+    for item in items:
+        if isinstance(item, Rejection):
+            report.rejected.append(item)
+            continue
+        p = item.paper
+        prev = seen.get(p.paper_id)
+        if prev is not None:
+            if prev[0] == p.content_hash:
+                report.duplicates += 1
+            else:
+                report.rejected.append(Rejection(item.path, item.line, f"duplicate id {p.paper_id} with different "
+                                                 f"content (first seen at {prev[1]}); kept the first"))
+            continue
+        seen[p.paper_id] = (p.content_hash, f"{item.path}:{item.line}")
+        batch.append(item)
+        if len(batch) >= BATCH_PAPERS:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def lexical_docs(store: ChunkStore) -> tuple[list[LexDoc], int]:
+    """One BM25 document per stored paper (title + its chunks in order), and the chunk count."""
+    parts: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    metas: dict[str, dict[str, object]] = {}
+    n = 0
+    for row in store.iter_chunks():
+        n += 1
+        pid = str(row.meta["paper_id"])
+        parts[pid].append((int(row.meta.get("chunk", 0)), row.text))
+        metas[pid] = row.meta
+    docs = []
+    for pid in sorted(parts):
+        m = metas[pid]
+        body = " ".join(t for _, t in sorted(parts[pid]))
+        year = m.get("year")
+        docs.append(LexDoc(pid, f"{m.get('title', '')}. {body}", int(year) if isinstance(year, int) else None,
+                           tuple(str(m.get("categories", "")).split())))
+    return docs, n
+
+
+def sync_lexical(store: ChunkStore, lexical: LexicalIndex) -> None:
+    """Rebuild BM25 from what Chroma holds (Chroma is the source of truth)."""
+    docs, n = lexical_docs(store)
+    lexical.build(docs, n)
+    lexical.load()
+
+
+def ingest_paths(
+    paths: Iterable[str | Path],
+    store: ChunkStore,
+    lexical: LexicalIndex,
+    embed: LocalEmbedding,
+    progress: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> IngestReport:
+    """Ingest every paper under `paths`; re-ingesting identical content writes nothing."""
+    import time
+
+    from tqdm import tqdm
+
+    t0 = time.perf_counter()
+    report = IngestReport()
+    items = (it for p in paths for it in read_path(p))
+    bar = tqdm(unit=" papers", disable=not progress, file=sys.stderr, desc="ingest")
+    changed = False
+    for batch in _batches(items, report):
+        stored = store.hashes_of([it.paper.paper_id for it in batch])
+        todo: list[tuple[Located, list[str]]] = []
+        for it in batch:
+            old = stored.get(it.paper.paper_id)
+            if old is None:
+                report.added += 1
+                todo.append((it, []))
+            elif old[0] == it.paper.content_hash:
+                report.unchanged += 1
+            else:
+                report.updated += 1
+                todo.append((it, old[1]))
+        if todo:
+            if not changed:
+                lexical.mark_dirty()
+                changed = True
+            nodes: list[TextNode] = []
+            for it, _ in todo:
+                nodes.extend(chunk_paper(it.paper, window_tokens=embed.window_tokens))
+            vecs = embed.get_text_embedding_batch([embed_text(n.metadata["title"], n.text) for n in nodes])
+            for node, vec in zip(nodes, vecs):
+                node.embedding = vec
+            store.upsert(nodes)
+            new_ids = {n.node_id for n in nodes}
+            store.delete([cid for _, old_ids in todo for cid in old_ids if cid not in new_ids])
+            report.chunks_written += len(nodes)
+        bar.update(len(batch))
+        if on_progress:
+            on_progress(report.records, 0)
+    bar.close()
+    if changed or lexical.is_dirty():
+        sync_lexical(store, lexical)
+    report.chunks_total = store.count()
+    report.papers_total = len(lexical.ids) if lexical.ids or changed else _count_papers(lexical)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _count_papers(lexical: LexicalIndex) -> int:
+    if not lexical.ids and not lexical.is_dirty():
+        lexical.load()
+    return len(lexical.ids)

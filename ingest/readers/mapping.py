@@ -1,0 +1,57 @@
+"""Map a loosely shaped record (JSON object, CSV row) onto a Paper, whatever its schema."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ingest.records import Paper, make_paper
+
+TITLE_KEYS = ("title", "paper_title", "name")
+ABSTRACT_KEYS = ("abstract", "summary", "text", "abstract_text", "body")
+ID_KEYS = ("_id", "id", "paper_id", "arxiv_id", "doc_id", "corpus_id", "doi")
+AUTHOR_KEYS = ("authors", "author", "authors_parsed")
+DATE_KEYS = ("date", "published", "publication_date", "listing_date", "update_date", "year")
+URL_KEYS = ("url", "link", "abs_url", "pdf_url")
+CATEGORY_KEYS = ("categories", "category", "tags", "keywords")
+
+
+def _first(rec: Mapping[str, object], keys: tuple[str, ...]) -> object:
+    lowered = {str(k).strip().lower(): v for k, v in rec.items()}
+    for key in keys:
+        value = lowered.get(key)
+        if value not in (None, "", []):
+            return value
+    return None
+
+
+def schema_of(rec: Mapping[str, object]) -> str:
+    """Name of the schema a record follows: beir, arxiv or generic."""
+    keys = {str(k).lower() for k in rec}
+    if "_id" in keys and "text" in keys:
+        return "beir"
+    if "id" in keys and "abstract" in keys and ("categories" in keys or "update_date" in keys or "listing_date" in keys):
+        return "arxiv"
+    return "generic"
+
+
+def paper_from_record(rec: object, source: str) -> Paper:
+    """A Paper from a dict-like record; ValueError says what is wrong."""
+    if not isinstance(rec, Mapping):
+        raise ValueError(f"expected an object with title and abstract, got {type(rec).__name__}")
+    date = _first(rec, DATE_KEYS)
+    return make_paper(
+        title=_first(rec, TITLE_KEYS),
+        abstract=_first(rec, ABSTRACT_KEYS),
+        raw_id=_first(rec, ID_KEYS),
+        authors=_first(rec, AUTHOR_KEYS),
+        url=_first(rec, URL_KEYS),
+        date=str(date) if isinstance(date, int) else date,
+        categories=_first(rec, CATEGORY_KEYS),
+        source=source,
+    )
+
+
+def has_paper_columns(columns: list[str]) -> bool:
+    """True when a header names a title and an abstract column."""
+    cols = {c.strip().lower() for c in columns}
+    return bool(cols & set(TITLE_KEYS)) and bool(cols & set(ABSTRACT_KEYS))

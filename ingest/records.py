@@ -1,0 +1,147 @@
+"""The paper record every reader produces, and the normalisation that makes ids stable."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+ARXIV_ID = re.compile(r"^(?:arxiv:)?(\d{4}\.\d{4,5}|[a-z\-]+(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?$", re.I)
+_LATEX_BREAK = re.compile(r"\\\\|\\newline\b|\\par\b")
+_WS = re.compile(r"\s+")
+_CTRL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+MAX_TITLE_CHARS = 1_000
+MAX_ABSTRACT_CHARS = 20_000
+
+
+def clean_text(text: str) -> str:
+    """Normalise whitespace, LaTeX line breaks, HTML entities and control characters."""
+    text = unicodedata.normalize("NFC", html.unescape(text))
+    text = _CTRL.sub(" ", text.replace("\ufeff", ""))
+    text = _LATEX_BREAK.sub(" ", text)
+    return _WS.sub(" ", text).strip()
+
+
+def title_key(title: str) -> str:
+    """Case- and punctuation-insensitive form of a title, for ids and matching."""
+    return re.sub(r"[^0-9a-z]+", " ", clean_text(title).lower()).strip()
+
+
+def arxiv_id(raw: str) -> str | None:
+    """The bare arXiv id (no version) when `raw` is one, else None."""
+    m = ARXIV_ID.match(raw.strip())
+    return m.group(1) if m else None
+
+
+@dataclass(frozen=True)
+class Paper:
+    """One paper: what the index stores and what answers cite."""
+
+    paper_id: str
+    title: str
+    abstract: str
+    authors: tuple[str, ...] = ()
+    url: str | None = None
+    date: str | None = None
+    year: int | None = None
+    categories: tuple[str, ...] = ()
+    source: str = ""
+    extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def content_hash(self) -> str:
+        """Hash of everything that changes the indexed content of this paper."""
+        blob = "\x1f".join(
+            [self.title, self.abstract, ";".join(self.authors), self.url or "",
+             self.date or "", str(self.year or ""), ";".join(self.categories)]
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def make_paper(
+    *,
+    title: object,
+    abstract: object,
+    raw_id: object = None,
+    authors: object = None,
+    url: object = None,
+    date: object = None,
+    categories: object = None,
+    source: str = "",
+    id_prefix: str = "",
+) -> Paper:
+    """Build a validated Paper from loosely typed fields; raises ValueError with the reason."""
+    title_s = _as_text(title, "title")
+    abstract_s = _as_text(abstract, "abstract")
+    if not title_s:
+        raise ValueError("missing title")
+    if not abstract_s:
+        raise ValueError("missing abstract")
+    if len(title_s) > MAX_TITLE_CHARS:
+        raise ValueError(f"title is {len(title_s)} characters (limit {MAX_TITLE_CHARS})")
+    if len(abstract_s) > MAX_ABSTRACT_CHARS:
+        raise ValueError(f"abstract is {len(abstract_s)} characters (limit {MAX_ABSTRACT_CHARS})")
+    rid = clean_text(str(raw_id)) if raw_id not in (None, "") and not isinstance(raw_id, (list, dict)) else ""
+    ax = arxiv_id(rid) if rid else None
+    if ax:
+        pid = f"arxiv:{ax}"
+        url_s = _as_text(url, "url") or f"https://arxiv.org/abs/{ax}"
+    else:
+        pid = f"{id_prefix}{rid}" if rid else "t:" + hashlib.sha256(title_key(title_s).encode()).hexdigest()[:16]
+        url_s = _as_text(url, "url") or None
+    date_s = _as_text(date, "date") or None
+    year = _year_of(date_s)
+    return Paper(
+        paper_id=pid,
+        title=title_s,
+        abstract=abstract_s,
+        authors=_as_list(authors),
+        url=url_s,
+        date=date_s,
+        year=year,
+        categories=_as_list(categories, split=" "),
+        source=source,
+    )
+
+
+def _as_text(value: object, name: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return clean_text(str(value))
+    if not isinstance(value, str):
+        raise ValueError(f"field '{name}' should be text, got {type(value).__name__}")
+    return clean_text(value)
+
+
+def _as_list(value: object, split: str = ",") -> tuple[str, ...]:
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        sep = ";" if ";" in value else split
+        parts = value.split(sep) if sep != " " else value.split()
+        if split == "," and " and " in value and ";" not in value:
+            parts = re.split(r",\s*|\s+and\s+", value)
+        return tuple(p for p in (clean_text(x) for x in parts) if p)
+    if isinstance(value, (list, tuple)):
+        out: list[str] = []
+        for item in value:
+            if isinstance(item, (list, tuple)):  # arXiv snapshot authors_parsed: [last, first, suffix]
+                item = " ".join(str(x) for x in reversed(item[:2]) if x)
+            if isinstance(item, dict):
+                item = item.get("name") or ""
+            text = clean_text(str(item))
+            if text:
+                out.append(text)
+        return tuple(out)
+    raise ValueError(f"expected a list or text, got {type(value).__name__}")
+
+
+def _year_of(date: str | None) -> int | None:
+    if not date:
+        return None
+    m = re.search(r"\b(19|20)\d{2}\b", date)
+    return int(m.group(0)) if m else None

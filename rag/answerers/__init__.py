@@ -1,0 +1,1 @@
+"""Answerers: question + numbered sources in, text with `[n]` markers out (streamed as deltas)."""

@@ -1,0 +1,180 @@
+"""The `paperchat` command line: ingest, ask, chat, stats, doctor, serve, eval."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+SETTING_FLAGS = {  # flag -> Settings field
+    "--home": "home", "--collection": "collection", "--chroma-url": "chroma_url",
+    "--llm": "llm", "--llm-base-url": "llm_base_url", "--llm-model": "llm_model", "--llm-gguf": "llm_gguf",
+    "--llm-timeout": "llm_timeout", "--llm-temperature": "llm_temperature", "--llm-max-tokens": "llm_max_tokens",
+    "--fusion": "fusion", "--min-relevance": "min_relevance",
+}
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    for flag, field in SETTING_FLAGS.items():
+        p.add_argument(flag, dest=f"set_{field}", default=None, help=f"setting {field} (env PAPERCHAT_{field.upper()})")
+
+
+def _filters(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--k", type=int, default=None, help="papers to use (default PAPERCHAT_TOP_K)")
+    p.add_argument("--year-from", type=int)
+    p.add_argument("--year-to", type=int)
+    p.add_argument("--category", action="append", default=[], help="keep papers in this category (repeatable)")
+    p.add_argument("--paper", action="append", default=[], help="ask only these paper ids (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="paperchat", description="Ask questions of a collection of paper abstracts.")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("ingest", help="index files or directories of papers")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    _common(p)
+    p = sub.add_parser("ask", help="answer a question with citations")
+    p.add_argument("question", nargs="?")
+    p.add_argument("--questions", type=Path, help="file with one question per line (writes JSONL)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--stream", action="store_true")
+    _filters(p)
+    _common(p)
+    p = sub.add_parser("chat", help="interactive chat in the terminal")
+    _filters(p)
+    _common(p)
+    p = sub.add_parser("stats", help="where the index lives and what it holds")
+    p.add_argument("--json", action="store_true")
+    _common(p)
+    p = sub.add_parser("doctor", help="check Chroma and BM25 agree; repair BM25 from Chroma")
+    _common(p)
+    p = sub.add_parser("serve", help="serve the chat UI (indexes the sample collection if empty)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--no-auth", action="store_true", help="allow a non-loopback bind without auth")
+    _common(p)
+    p = sub.add_parser("eval", help="offline evaluation (retrieval, qa, compare)")
+    p.add_argument("eval_args", nargs=argparse.REMAINDER)
+    return ap
+
+
+def _engine(args: argparse.Namespace) -> Any:
+    from rag.engine import Paperchat
+
+    overrides = {k[4:]: v for k, v in vars(args).items() if k.startswith("set_") and v is not None}
+    return Paperchat(**overrides)
+
+
+def _filters_of(args: argparse.Namespace) -> Any:
+    from ingest.lexical import Filters
+
+    return Filters(args.year_from, args.year_to, tuple(args.category), tuple(args.paper))
+
+
+def format_answer(ans: Any) -> str:
+    """Answer text, then the numbered reference list."""
+    lines = [ans.answer, ""]
+    if ans.notice:
+        lines.insert(0, f"[notice] {ans.notice}\n")
+    for c in ans.citations:
+        lines.append(f"[{c.n}] {c.title}" + (f" <{c.url}>" if c.url else f" ({c.paper_id})"))
+    return "\n".join(lines).rstrip()
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    pc = _engine(args)
+    filters = _filters_of(args)
+    if args.questions:
+        for line in args.questions.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                print(json.dumps(pc.ask(line, args.k, filters).to_dict(), ensure_ascii=False), flush=True)
+        return 0
+    if not args.question:
+        print("paperchat ask: give a question or --questions FILE", file=sys.stderr)
+        return 2
+    if args.stream and not args.json:
+        from rag.types import Answer
+
+        final = None
+        for ev in pc.ask_stream(args.question, args.k, filters):
+            if isinstance(ev, Answer):
+                final = ev
+            else:
+                print(ev, end="", flush=True)
+        print("\n")
+        print(format_answer(final).split("\n\n", 1)[-1] if final and final.citations else "")
+        if final and final.citations:
+            print("(final numbering)\n" + final.answer)
+        return 0
+    ans = pc.ask(args.question, args.k, filters)
+    print(json.dumps(ans.to_dict(), ensure_ascii=False, indent=1) if args.json else format_answer(ans))
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    pc = _engine(args)
+    missing = [p for p in args.paths if not Path(p).exists()]
+    report = pc.ingest(args.paths, progress=not args.quiet)
+    for r in report.rejected:
+        print(f"rejected: {r}", file=sys.stderr)
+    print(json.dumps(report.to_dict(), indent=1) if args.json else report.summary())
+    nothing = report.added + report.updated + report.unchanged + report.duplicates == 0
+    return 1 if missing or nothing else 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    st = _engine(args).stats()
+    print(json.dumps(st, indent=1) if args.json else "\n".join(f"{k:16} {v}" for k, v in st.items()))
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    pc = _engine(args)
+    lex = pc.lexical  # opening repairs a BM25 index that disagrees with Chroma
+    print(f"chroma chunks {pc.store.count()}, bm25 chunks {lex.n_chunks}, papers {len(lex.ids)}: "
+          + ("ok" if lex.n_chunks == pc.store.count() else "MISMATCH"))
+    return 0 if lex.n_chunks == pc.store.count() else 1
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from rag.chat import ChatSession
+
+    session = ChatSession(_engine(args), k=args.k, filters=_filters_of(args))
+    print("paperchat chat: ask about your papers (empty line or Ctrl-D to quit)")
+    while True:
+        try:
+            q = input("> ").strip()
+        except EOFError:
+            break
+        if not q:
+            break
+        print(format_answer(session.ask(q)) + "\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.cmd == "eval":
+            from eval.cli import main as eval_main
+
+            return eval_main(args.eval_args)
+        if args.cmd == "serve":
+            from ui.app import serve
+
+            return serve(_engine(args), host=args.host, port=args.port, no_auth=args.no_auth)
+        return {"ask": cmd_ask, "ingest": cmd_ingest, "stats": cmd_stats, "doctor": cmd_doctor,
+                "chat": cmd_chat}[args.cmd](args)
+    except KeyboardInterrupt:
+        return 130
+    except (ValueError, RuntimeError, OSError) as exc:
+        print(f"paperchat: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,221 @@
+"""The public Python API: open a collection, ingest, retrieve, ask (whole or streamed), stats."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from ingest.lexical import Filters, LexicalIndex
+from ingest.pipeline import IngestReport, ingest_paths, sync_lexical
+from ingest.store import ChunkStore, make_client
+from rag.answerers.base import NO_ANSWER, Answerer, AnswererError
+from rag.citations import finalize
+from rag.settings import Settings
+from rag.types import Answer, Source
+
+ABSTAIN_TEXT = "I found nothing in the indexed papers that answers this question."
+
+
+def _offline_env() -> None:
+    """Make every library we use stay off the network by default."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    from ingest.chunking import _tiktoken_cache
+
+    os.environ.setdefault("TIKTOKEN_CACHE_DIR", _tiktoken_cache())
+
+
+class Paperchat:
+    """A paper collection you can ingest into and ask questions of.
+
+    Example:
+        >>> pc = Paperchat(home="/tmp/pc")          # doctest: +SKIP
+        >>> pc.ingest(["data/sample"]).added         # doctest: +SKIP
+        65
+        >>> pc.ask("Why do deep networks grok?").citations[0].title  # doctest: +SKIP
+        'Deep Networks Always Grok and Here is Why'
+    """
+
+    def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
+        _offline_env()
+        self.settings = settings.model_copy(update=overrides) if settings else Settings(**overrides)
+        self._lock = threading.RLock()
+        self._embed: Any = None
+        self._store: ChunkStore | None = None
+        self._lexical: LexicalIndex | None = None
+        self._answerer: Answerer | None = None
+        self._extractive: Answerer | None = None
+
+    # --- components (lazy) ---------------------------------------------------
+    @property
+    def embed(self) -> Any:
+        with self._lock:
+            if self._embed is None:
+                from ingest.embeddings import LocalEmbedding
+
+                self._embed = LocalEmbedding(cache_path=self.settings.cache_path)
+            return self._embed
+
+    @property
+    def store(self) -> ChunkStore:
+        with self._lock:
+            if self._store is None:
+                from ingest.embeddings import BUNDLED_DIM, BUNDLED_MODEL
+
+                client = make_client(self.settings.home, self.settings.chroma_url)
+                self._store = ChunkStore(client, self.settings.collection, BUNDLED_MODEL, BUNDLED_DIM)
+            return self._store
+
+    @property
+    def lexical(self) -> LexicalIndex:
+        with self._lock:
+            if self._lexical is None:
+                name = self.settings.collection if not self.settings.chroma_url else f"{self.settings.collection}@server"
+                lex = LexicalIndex(self.settings.home / "bm25" / name)
+                if lex.is_dirty() or not self._lexical_matches(lex):
+                    sync_lexical(self.store, lex)  # interrupted ingest or out of sync: repair from Chroma
+                self._lexical = lex
+            return self._lexical
+
+    def _lexical_matches(self, lex: LexicalIndex) -> bool:
+        lex.load()
+        return lex.n_chunks == self.store.count()
+
+    def answerer(self) -> Answerer:
+        """The configured answer backend (extractive when no LLM is configured)."""
+        with self._lock:
+            if self._answerer is None:
+                from rag.answerers.factory import make_answerer
+
+                self._answerer = make_answerer(self.settings, self.embed)
+            return self._answerer
+
+    def extractive(self) -> Answerer:
+        with self._lock:
+            if self._extractive is None:
+                from rag.answerers.extractive import ExtractiveAnswerer
+
+                self._extractive = ExtractiveAnswerer(self.embed)
+            return self._extractive
+
+    # --- ingest ----------------------------------------------------------------
+    def ingest(self, paths: Iterable[str | Path], progress: bool = False) -> IngestReport:
+        """Read, chunk, embed and index every paper under `paths`; idempotent."""
+        with self._lock:
+            return ingest_paths(paths, self.store, self.lexical, self.embed, progress=progress)
+
+    # --- retrieval -------------------------------------------------------------
+    def retriever(self, mode: str = "hybrid", filters: Filters | None = None, top_k: int | None = None) -> Any:
+        """The llama-index retriever behind `ask` (paper-level, fused)."""
+        from rag.retrieval.hybrid import HybridRetriever
+
+        s = self.settings
+        return HybridRetriever(self.store, self.lexical, self.embed, mode=mode, top_k=top_k or s.top_k,
+                               candidates=s.candidates, fusion=s.fusion, rrf_k=s.rrf_k,
+                               weights=(s.dense_weight, s.lexical_weight), filters=filters or Filters())
+
+    def retrieve(self, question: str, k: int | None = None, filters: Filters | None = None,
+                 mode: str = "hybrid") -> list[Source]:
+        """The top-k papers for a question as numbered sources (full abstracts)."""
+        k = k or self.settings.top_k
+        hits = self.retriever(mode, filters, k).hits(question)
+        if not hits:
+            return []
+        papers = self.papers_by_id([h.paper_id for h in hits])
+        out = []
+        for h in hits:
+            p = papers.get(h.paper_id)
+            if p is None:
+                continue
+            out.append(Source(n=len(out) + 1, paper_id=h.paper_id, title=p["title"], score=round(h.score, 6),
+                              text=p["abstract"], url=p["url"] or None, authors=p["authors"], year=p["year"],
+                              date=p["date"], categories=p["categories"], dense=round(h.dense, 4)))
+        return out
+
+    def papers_by_id(self, paper_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Stored papers (title, abstract, authors, url, year, ...) for the given ids."""
+        got = self.store.collection.get(where={"paper_id": {"$in": paper_ids}}, include=["documents", "metadatas"])
+        parts: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        metas: dict[str, dict[str, Any]] = {}
+        for doc, meta in zip(got["documents"], got["metadatas"]):
+            pid = str(meta["paper_id"])
+            parts[pid].append((int(meta.get("chunk", 0)), doc or ""))
+            metas[pid] = dict(meta)
+        return {pid: {"paper_id": pid, "title": m.get("title", ""), "abstract": " ".join(t for _, t in sorted(parts[pid])),
+                      "url": m.get("url") or None, "authors": m.get("authors", ""), "year": m.get("year"),
+                      "date": m.get("date", ""), "categories": m.get("categories", "")} for pid, m in metas.items()}
+
+    # --- answering -------------------------------------------------------------
+    def ask(self, question: str, k: int | None = None, filters: Filters | None = None) -> Answer:
+        """Retrieve and answer; never raises for LLM failures (falls back to extractive with a notice)."""
+        result: Answer | None = None
+        for event in self.ask_stream(question, k, filters):
+            if isinstance(event, Answer):
+                result = event
+        assert result is not None
+        return result
+
+    def ask_stream(self, question: str, k: int | None = None, filters: Filters | None = None) -> Iterator[str | Answer]:
+        """Yield text deltas as the answer is produced, then the final Answer (renumbered citations)."""
+        question = (question or "").strip()
+        if not question:
+            raise ValueError("question is empty")
+        t0 = time.perf_counter()
+        sources = self.retrieve(question[:2000], k, filters)
+        t1 = time.perf_counter()
+        backend = self.answerer().name
+        if not sources or max(s.dense for s in sources) < self.settings.min_relevance:
+            yield ABSTAIN_TEXT
+            yield self._answer(question, ABSTAIN_TEXT, True, backend, [], sources, t0, t1, None)
+            return
+        notice = None
+        parts: list[str] = []
+        try:
+            for delta in self.answerer().stream(question, sources):
+                parts.append(delta)
+                yield delta
+        except AnswererError as exc:
+            notice = f"The {backend} backend failed ({exc}); showing the offline extractive answer instead."
+            parts = list(self.extractive().stream(question, sources))
+            yield "\n\n" + notice + "\n\n" + "".join(parts)
+        text = "".join(parts).strip()
+        if not text or NO_ANSWER.lower().rstrip(".") in text.lower():
+            yield self._answer(question, ABSTAIN_TEXT if not text else NO_ANSWER, True, backend, [], sources, t0, t1, notice)
+            return
+        cited = finalize(text, sources)
+        if not cited.citations:
+            notice = (notice + " " if notice else "") + "The answer cited no source."
+        yield self._answer(question, cited.text, False, backend, cited.citations, cited.sources, t0, t1, notice)
+
+    def _answer(self, question: str, text: str, abstained: bool, backend: str, citations: list[Any],
+                sources: list[Source], t0: float, t1: float, notice: str | None) -> Answer:
+        t2 = time.perf_counter()
+        return Answer(question=question, answer=text, abstained=abstained, backend=backend, citations=citations,
+                      sources=sources, notice=notice,
+                      timings_ms={"retrieve": round((t1 - t0) * 1000, 2), "answer": round((t2 - t1) * 1000, 2),
+                                  "total": round((t2 - t0) * 1000, 2)})
+
+    # --- collection ----------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        """Where the data lives and what it holds (secrets redacted)."""
+        return {"home": str(self.settings.home.resolve()), "chroma": self.settings.chroma_url or "embedded",
+                "collection": self.settings.collection, "papers": len(self.lexical.ids),
+                "chunks": self.store.count(), "embedding_model": self.store.model,
+                "embedding_dim": self.store.dim, "llm": self.settings.llm}
+
+    def delete(self, paper_ids: list[str]) -> int:
+        """Remove papers (all their chunks) and resync BM25; returns chunks removed."""
+        with self._lock:
+            self.lexical.mark_dirty()
+            n = self.store.delete_papers(paper_ids)
+            sync_lexical(self.store, self.lexical)
+            return n

@@ -1,0 +1,1 @@
+"""Retrieval: dense (Chroma), lexical (BM25), their fusion, paper-level aggregation, reranking."""

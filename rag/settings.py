@@ -1,0 +1,52 @@
+"""All paperchat settings in one typed object; every field is also an env var PAPERCHAT_<NAME>."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """paperchat configuration (env vars `PAPERCHAT_*`, or keyword arguments)."""
+
+    model_config = SettingsConfigDict(env_prefix="PAPERCHAT_", extra="forbid", validate_assignment=True)
+
+    home: Path = Field(Path(".paperchat"), description="Data directory: Chroma, BM25 index, embedding cache.")
+    collection: str = Field("papers", description="Chroma collection name.")
+    chroma_url: str | None = Field(None, description="URL of a `chroma run` server; unset = embedded Chroma under home.")
+    cache_dir: Path | None = Field(None, description="Embedding cache directory (default: home/cache).")
+
+    top_k: int = Field(5, ge=1, le=100, description="Papers passed to the answerer.")
+    candidates: int = Field(100, ge=10, le=1000, description="Candidates each retriever returns before fusion.")
+    fusion: Literal["rrf", "score"] = Field("rrf", description="How dense and BM25 rankings are combined.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+    dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in fusion.")
+    lexical_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in fusion.")
+    min_relevance: float = Field(0.35, description="Abstain when the best paper's dense cosine is below this.")
+    reranker: Literal["none", "cross-encoder", "llm"] = Field("none", description="Rerank step after fusion.")
+    reranker_path: Path | None = Field(None, description="Local path of a sentence-transformers CrossEncoder.")
+
+    llm: Literal["extractive", "openai", "gguf"] = Field("extractive", description="Answer backend.")
+    llm_base_url: str | None = Field(None, description="OpenAI-compatible base URL (vLLM, Ollama, llama.cpp).")
+    llm_model: str = Field("gpt-4o-mini", description="Model name sent to the OpenAI-protocol server.")
+    llm_api_key: SecretStr | None = Field(None, description="API key (falls back to OPENAI_API_KEY).")
+    llm_gguf: Path | None = Field(None, description="GGUF model file for the local llama.cpp backend.")
+    llm_timeout: float = Field(60.0, gt=0, description="Seconds before an LLM request is abandoned.")
+    llm_retries: int = Field(2, ge=0, le=10, description="Retries after a failed LLM request.")
+    llm_temperature: float = Field(0.1, ge=0, le=2, description="Sampling temperature.")
+    llm_max_tokens: int = Field(512, ge=16, description="Most tokens in an answer.")
+    llm_context: int = Field(4096, ge=512, description="Model context window in tokens (sources are fitted to it).")
+
+    @property
+    def cache_path(self) -> Path:
+        return (self.cache_dir or self.home / "cache") / "embeddings.sqlite"
+
+    def redacted(self) -> dict[str, object]:
+        """Settings as a JSON-able dict with secrets masked."""
+        out = self.model_dump(mode="json")
+        if self.llm_api_key is not None:
+            out["llm_api_key"] = "***"
+        return out

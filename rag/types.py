@@ -1,0 +1,54 @@
+"""The answer object the API returns and `paperchat ask --json` prints."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class Source:
+    """A retrieved paper as given to the answerer; n counts from 1."""
+
+    n: int
+    paper_id: str
+    title: str
+    score: float
+    text: str
+    url: str | None = None
+    authors: str = ""
+    year: int | None = None
+    date: str = ""
+    categories: str = ""
+    dense: float = 0.0  # best chunk cosine with the question
+
+
+@dataclass
+class Citation:
+    """One cited source with the sentence that supports the claim."""
+
+    n: int
+    paper_id: str
+    title: str
+    url: str | None
+    quote: str
+
+
+@dataclass
+class Answer:
+    """An answer with citations; `[n]` in `answer` points to `sources[n-1]`."""
+
+    question: str
+    answer: str
+    abstained: bool
+    backend: str
+    citations: list[Citation] = field(default_factory=list)
+    sources: list[Source] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    notice: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON contract: question, answer, abstained, backend, citations, sources, timings_ms, notice."""
+        d = asdict(self)
+        d["sources"] = [{k: s[k] for k in ("n", "paper_id", "title", "score", "text", "url", "year")}
+                        for s in d["sources"]]
+        return d

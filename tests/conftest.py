@@ -1,0 +1,89 @@
+"""Shared fixtures: a temp PAPERCHAT_HOME per test, one shared embedding cache, a sample engine."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "data" / "sample"
+SHARED = ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("embcache")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache_dir: Path) -> None:
+    """No test touches the user's data: a temp home, a shared embedding cache, no LLM env leaking in."""
+    for var in list(os.environ):
+        if var.startswith("PAPERCHAT_") or var == "OPENAI_API_KEY":
+            monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("PAPERCHAT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PAPERCHAT_CACHE_DIR", str(cache_dir))
+
+
+@pytest.fixture(scope="session")
+def sample_engine(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path):  # type: ignore[no-untyped-def]
+    """A Paperchat over the 65 sample papers, ingested once per session (read-only use)."""
+    from rag.engine import Paperchat
+
+    pc = Paperchat(home=tmp_path_factory.mktemp("sample_home"), cache_dir=cache_dir)
+    report = pc.ingest([SAMPLE])
+    assert report.added == 65
+    return pc
+
+
+class NetworkGuard:
+    """Records every outgoing socket connect; loopback and unix sockets only are allowed."""
+
+    def __init__(self) -> None:
+        self.attempts: list[object] = []
+
+    def outside(self) -> list[object]:
+        bad = []
+        for addr in self.attempts:
+            if isinstance(addr, tuple) and addr:
+                host = str(addr[0])
+                try:
+                    if ipaddress.ip_address(host.split("%")[0]).is_loopback:
+                        continue
+                except ValueError:
+                    if host == "localhost":
+                        continue
+                bad.append(addr)
+        return bad
+
+
+@pytest.fixture
+def network_guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[NetworkGuard]:
+    """Fails nothing by itself; refuses non-loopback connects and records all of them."""
+    guard = NetworkGuard()
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+
+    def check(addr: object) -> None:
+        guard.attempts.append(addr)
+        if guard.outside()[-1:] == [addr]:
+            raise OSError(f"test network guard: refused non-loopback connect to {addr!r}")
+
+    def connect(self: socket.socket, addr: object) -> None:
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            check(addr)
+        return real_connect(self, addr)
+
+    def connect_ex(self: socket.socket, addr: object) -> int:
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            check(addr)
+        return real_connect_ex(self, addr)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    yield guard

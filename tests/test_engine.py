@@ -1,0 +1,96 @@
+"""End to end over a real embedded Chroma: ingest the sample, ask, abstain, JSON contract, offline."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from ingest.lexical import Filters
+from rag.cli import main
+from rag.engine import Paperchat
+from tests.conftest import ROOT, SAMPLE, NetworkGuard
+
+GROK = "Which paper explains why grokking happens in deep networks?"
+
+
+def test_grokking_question_cites_the_grokking_paper(sample_engine: Paperchat) -> None:
+    ans = sample_engine.ask(GROK)
+    assert not ans.abstained
+    assert ans.citations and ans.citations[0].title == "Deep Networks Always Grok and Here is Why"
+    assert "[1]" in ans.answer
+
+
+def test_out_of_corpus_question_abstains(sample_engine: Paperchat) -> None:
+    ans = sample_engine.ask("What is the boiling point of ethanol at sea level?")
+    assert ans.abstained and ans.citations == [] and "[" not in ans.answer
+
+
+def test_every_marker_has_a_citation_and_matches_sources(sample_engine: Paperchat) -> None:
+    import re
+
+    for q in [GROK, "How can large language models be edited quickly?", "neural vocoder speech synthesis"]:
+        ans = sample_engine.ask(q)
+        d = ans.to_dict()
+        nums = {int(n) for n in re.findall(r"\[(\d+)\]", d["answer"])}
+        assert nums == {c["n"] for c in d["citations"]}
+        for c in d["citations"]:
+            assert d["sources"][c["n"] - 1]["paper_id"] == c["paper_id"]
+            assert c["quote"] in d["sources"][c["n"] - 1]["text"]
+        assert set(d) >= {"question", "answer", "abstained", "backend", "citations", "sources", "timings_ms", "notice"}
+
+
+def test_reingest_adds_nothing_and_changed_abstract_replaces_chunks(tmp_path: Path) -> None:
+    pc = Paperchat(home=tmp_path / "h")
+    f = tmp_path / "p.jsonl"
+    rec = {"id": "x1", "title": "Sparse attention for long documents", "abstract": "We study sparse attention. " * 3}
+    f.write_text(json.dumps(rec) + "\n")
+    assert pc.ingest([f]).added == 1
+    assert pc.ingest([f]).unchanged == 1
+    n_before = pc.store.count()
+    rec["abstract"] = "A new abstract about dense retrieval."
+    f.write_text(json.dumps(rec) + "\n")
+    r = pc.ingest([f])
+    assert r.updated == 1 and pc.store.count() == 1 <= n_before
+    assert pc.retrieve("dense retrieval", k=1)[0].text == "A new abstract about dense retrieval."
+
+
+def test_ingest_and_ask_open_no_outside_connection(tmp_path: Path, network_guard: NetworkGuard) -> None:
+    pc = Paperchat(home=tmp_path / "h")
+    pc.ingest([SAMPLE])
+    pc.ask(GROK)
+    assert network_guard.outside() == []
+
+
+def test_filters_restrict_to_paper_ids(sample_engine: Paperchat) -> None:
+    ids = [s.paper_id for s in sample_engine.retrieve("speech synthesis", k=10)][3:5]
+    got = sample_engine.retrieve("grokking in deep networks", k=10, filters=Filters(paper_ids=tuple(ids)))
+    assert {s.paper_id for s in got} <= set(ids) and got
+
+
+def test_cli_ask_json_and_stats(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["ingest", str(SAMPLE), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["ask", GROK, "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["citations"][0]["title"] == "Deep Networks Always Grok and Here is Why"
+    assert main(["stats", "--json"]) == 0
+    st = json.loads(capsys.readouterr().out)
+    assert st["papers"] == 65 and st["chunks"] >= 65 and st["embedding_model"] == "all-MiniLM-L6-v2"
+
+
+def test_cli_ingest_missing_path_exits_nonzero(tmp_path: Path) -> None:
+    assert main(["ingest", str(tmp_path / "missing.jsonl"), "--quiet"]) == 1
+
+
+def test_questions_file_writes_jsonl(tmp_path: Path) -> None:
+    qf = tmp_path / "q.txt"
+    qf.write_text(GROK + "\nWhat is the boiling point of ethanol?\n")
+    env_home = tmp_path / "home2"
+    cmd = [sys.executable, "-m", "rag.cli"]
+    subprocess.run(cmd + ["ingest", str(SAMPLE), "--quiet", "--home", str(env_home)], check=True, cwd=ROOT)
+    out = subprocess.run(cmd + ["ask", "--questions", str(qf), "--json", "--home", str(env_home)],
+                         check=True, capture_output=True, text=True, cwd=ROOT).stdout
+    rows = [json.loads(x) for x in out.splitlines()]
+    assert [r["abstained"] for r in rows] == [False, True]

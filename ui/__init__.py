@@ -1,0 +1,1 @@
+"""The Gradio chat UI: a thin face over rag's Python API."""
