@@ -1,0 +1,23 @@
+"""`paperchat eval ...`: each subcommand lives in its own module with add_arguments() and run()."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+SUBCOMMANDS = {  # name -> module with add_arguments(parser) and run(args) -> int
+    "retrieval": "eval.retrieval",
+    "qa": "eval.qa",
+    "compare": "eval.compare",
+}
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="paperchat eval")
+    sub = ap.add_subparsers(dest="sub", required=True)
+    for name, mod in SUBCOMMANDS.items():
+        p = sub.add_parser(name)
+        p.set_defaults(_module=mod)
+        importlib.import_module(mod).add_arguments(p)
+    args = ap.parse_args(argv)
+    return int(importlib.import_module(args._module).run(args))
