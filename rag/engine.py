@@ -6,7 +6,7 @@ import os
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -108,10 +108,14 @@ class Paperchat:
             return self._extractive
 
     # --- ingest ----------------------------------------------------------------
-    def ingest(self, paths: Iterable[str | Path], progress: bool = False) -> IngestReport:
-        """Read, chunk, embed and index every paper under `paths`; idempotent."""
+    def ingest(self, paths: Iterable[str | Path], progress: bool = False,
+               on_progress: Callable[[int, int], None] | None = None) -> IngestReport:
+        """Read, chunk, embed and index every paper under `paths`; idempotent.
+
+        `on_progress(records_read, 0)` is called after each batch (for UIs)."""
         with self._lock:
-            return ingest_paths(paths, self.store, self.lexical, self.embed, progress=progress)
+            return ingest_paths(paths, self.store, self.lexical, self.embed, progress=progress,
+                                on_progress=on_progress)
 
     # --- retrieval -------------------------------------------------------------
     def retriever(self, mode: str = "hybrid", filters: Filters | None = None, top_k: int | None = None) -> Any:
@@ -219,3 +223,58 @@ class Paperchat:
             n = self.store.delete_papers(paper_ids)
             sync_lexical(self.store, self.lexical)
             return n
+
+    def list_papers(self, query: str = "", limit: int | None = None) -> list[dict[str, Any]]:
+        """One row per stored paper (paper_id, title, authors, year, date, categories, url), sorted by title.
+
+        `query` keeps the papers whose id, title, authors or categories contain it (case-insensitive)."""
+        got = self.store.collection.get(where={"chunk": 0}, include=["metadatas"])
+        q = (query or "").strip().lower()
+        rows = []
+        for m in got["metadatas"]:
+            row = {"paper_id": str(m.get("paper_id", "")), "title": str(m.get("title", "")),
+                   "authors": str(m.get("authors", "")), "year": m.get("year"), "date": str(m.get("date", "")),
+                   "categories": str(m.get("categories", "")), "url": m.get("url") or None}
+            if q and q not in " ".join((row["paper_id"], row["title"], row["authors"], row["categories"])).lower():
+                continue
+            rows.append(row)
+        rows.sort(key=lambda r: (r["title"].lower(), r["paper_id"]))
+        return rows[:limit] if limit is not None else rows
+
+    def example_questions(self, n: int = 3) -> list[str]:
+        """Questions about `n` papers spread over the collection (deterministic), e.g. for a UI's examples."""
+        papers = [p for p in self.list_papers() if p["title"]]
+        if not papers or n < 1:
+            return []
+        step = max(1, len(papers) // n)
+        return [f'What does the paper "{p["title"]}" show?' for p in papers[::step][:n]]
+
+    def configure_llm(self, **fields: Any) -> None:
+        """Switch the answer backend (any `llm*` setting, validated); the next question uses it."""
+        bad = sorted(k for k in fields if not k.startswith("llm"))
+        if bad:
+            raise ValueError(f"not an LLM setting: {', '.join(bad)}")
+        new = Settings(**{**self.settings.model_dump(), **fields})
+        with self._lock:
+            self.settings = new
+            self._answerer = None
+
+    def check_llm(self, **overrides: Any) -> tuple[bool, str]:
+        """Ask the configured backend (or one with these `llm*` overrides) a one-source question.
+
+        Returns (ok, message) and never raises: a broken LLM must not take the caller down."""
+        t0 = time.perf_counter()
+        try:
+            if overrides:
+                from rag.answerers.factory import make_answerer
+
+                answerer = make_answerer(Settings(**{**self.settings.model_dump(), **overrides, "llm_retries": 0}),
+                                         self.embed)
+            else:
+                answerer = self.answerer()
+            probe = Source(n=1, paper_id="probe", title="Connection test", score=1.0, text="The sky is blue.")
+            text = "".join(answerer.stream("What colour is the sky?", [probe])).strip()
+        except Exception as exc:  # noqa: BLE001 - reported to the caller, never raised
+            return False, f"{type(exc).__name__}: {exc}"
+        ms = (time.perf_counter() - t0) * 1000
+        return True, f"{answerer.name} answered in {ms:.0f} ms: {text[:120]!r}"
