@@ -26,8 +26,22 @@ def clean_text(text: str) -> str:
 
 
 def title_key(title: str) -> str:
-    """Case- and punctuation-insensitive form of a title, for ids and matching."""
-    return re.sub(r"[^0-9a-z]+", " ", clean_text(title).lower()).strip()
+    """Case- and punctuation-insensitive form of a title, for ids and matching.
+
+    Latin-script titles keep their ASCII letters and digits (ids stay what they always were); titles with
+    letters of other scripts (Chinese, Arabic, ...) keep every letter and digit, and a title with no letter
+    or digit at all (only emoji) is its own key, so such titles never share one empty key.
+    """
+    text = clean_text(title).lower()
+    key = re.sub(r"[^0-9a-z]+", " ", text).strip()
+    if not key or _has_non_latin_letter(text):
+        folded = "".join(c for c in unicodedata.normalize("NFKD", text.casefold()) if not unicodedata.combining(c))
+        key = re.sub(r"[\W_]+", " ", folded).strip() or folded.strip()
+    return key
+
+
+def _has_non_latin_letter(text: str) -> bool:
+    return any(ord(c) > 0x24F and c.isalpha() and not unicodedata.name(c, "").startswith("LATIN") for c in text)
 
 
 def arxiv_id(raw: str) -> str | None:
@@ -84,7 +98,7 @@ def make_paper(
         raise ValueError(f"title is {len(title_s)} characters (limit {MAX_TITLE_CHARS})")
     if len(abstract_s) > MAX_ABSTRACT_CHARS:
         raise ValueError(f"abstract is {len(abstract_s)} characters (limit {MAX_ABSTRACT_CHARS})")
-    rid = clean_text(str(raw_id)) if raw_id not in (None, "") and not isinstance(raw_id, (list, dict)) else ""
+    rid = _as_text(raw_id, "id")
     ax = arxiv_id(rid) if rid else None
     if ax:
         pid = f"arxiv:{ax}"
@@ -98,11 +112,11 @@ def make_paper(
         paper_id=pid,
         title=title_s,
         abstract=abstract_s,
-        authors=_as_list(authors),
+        authors=_as_list(authors, name="authors"),
         url=url_s,
         date=date_s,
         year=year,
-        categories=_as_list(categories, split=" "),
+        categories=_as_list(categories, split=" ", name="categories"),
         source=source,
     )
 
@@ -117,7 +131,7 @@ def _as_text(value: object, name: str) -> str:
     return clean_text(value)
 
 
-def _as_list(value: object, split: str = ",") -> tuple[str, ...]:
+def _as_list(value: object, split: str = ",", name: str = "list") -> tuple[str, ...]:
     if value is None or value == "":
         return ()
     if isinstance(value, str):
@@ -137,7 +151,7 @@ def _as_list(value: object, split: str = ",") -> tuple[str, ...]:
             if text:
                 out.append(text)
         return tuple(out)
-    raise ValueError(f"expected a list or text, got {type(value).__name__}")
+    raise ValueError(f"field '{name}' should be a list or text, got {type(value).__name__}")
 
 
 def _year_of(date: str | None) -> int | None:

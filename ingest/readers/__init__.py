@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ingest.readers.base import Item, Located, Rejection, head_bytes, looks_binary
+from ingest.readers.base import Item, Located, Rejection, head_bytes, is_utf16, looks_binary
 from ingest.readers.csv_table import read_csv
 from ingest.readers.daily_papers import looks_like_daily_papers, read_daily_papers
 from ingest.readers.jsonl import read_json, read_jsonl
@@ -23,32 +24,67 @@ READERS: dict[str, Callable[[Path], Iterator[Item]]] = {
 }
 
 
+SAMPLE_BYTES = 65536
+EXPECTED = ("expected JSONL, JSON, CSV/TSV with a title and an abstract column, BEIR corpus.jsonl, arXiv metadata "
+            "or a Daily Papers page (any of them may be .gz)")
+
+
 def detect_format(path: Path) -> str | None:
     """Name of the reader for a file, judged by its content (the name's suffix only breaks ties)."""
-    sample = head_bytes(path, 65536)
-    if not sample or looks_binary(sample):
+    sample = head_bytes(path, SAMPLE_BYTES)
+    if not sample or looks_binary(sample) or is_utf16(sample):
         return None
     text = sample.decode("utf-8", errors="replace").lstrip("\ufeff").lstrip()
-    if text.startswith("["):
-        return "json"
-    if text.startswith("{"):
-        first = text.split("\n", 1)[0].strip()
-        try:
-            json.loads(first)
-            return "jsonl"
-        except json.JSONDecodeError:
-            pass
-        name = path.name.lower()
-        return "jsonl" if ".jsonl" in name or ".ndjson" in name else "json"
+    if text.startswith(("[", "{")):
+        return _json_flavour(path, text, whole=len(sample) < SAMPLE_BYTES)
     header = text.split("\n", 1)[0]
     for delim in (",", "\t"):
-        if delim in header and has_paper_columns(next(iter(__import__("csv").reader([header], delimiter=delim)))):
+        if delim in header and has_paper_columns(next(iter(csv.reader([header], delimiter=delim)))):
             return "csv"
     if any(s in path.name.lower() for s in (".csv", ".tsv")):
         return "csv"
     if looks_like_daily_papers(text):
         return "daily_papers"
     return None
+
+
+def _json_flavour(path: Path, text: str, whole: bool) -> str:
+    """'json' for one JSON document, 'jsonl' for one object per line (even when some lines are broken)."""
+    if whole:
+        try:
+            doc = json.loads(text, strict=False)
+        except (json.JSONDecodeError, RecursionError):
+            pass
+        else:  # one record on one line reads the same either way; call it JSONL as before
+            one_record = isinstance(doc, dict) and text.strip().count("\n") == 0 and has_paper_columns(list(doc))
+            return "jsonl" if one_record else "json"
+    lines = [ln for ln in text.split("\n") if ln.strip()][:20]
+    parsed = 0
+    for ln in lines:
+        try:
+            parsed += isinstance(json.loads(ln, strict=False), dict)
+        except (json.JSONDecodeError, RecursionError):
+            pass
+    if parsed >= 2 or (parsed == 1 and text.startswith("{")):
+        return "jsonl"
+    name = path.name.lower()
+    if ".jsonl" in name or ".ndjson" in name:
+        return "jsonl"
+    return "json"
+
+
+def unreadable_reason(path: Path) -> str:
+    """Why no reader accepts a file, in words a user can act on."""
+    sample = head_bytes(path, SAMPLE_BYTES)
+    if is_utf16(sample):
+        return "file is UTF-16 encoded; save it as UTF-8"
+    if not sample:
+        return "not a readable gzip file (corrupt or truncated before any data)"
+    if looks_binary(sample):
+        return f"unknown or binary format (the file is not text); {EXPECTED}"
+    if not sample.decode("utf-8", errors="replace").lstrip("\ufeff").strip():
+        return "empty file (only whitespace)"
+    return f"unknown format; {EXPECTED}"
 
 
 def iter_files(path: Path) -> Iterator[Path | Rejection]:
@@ -62,8 +98,16 @@ def iter_files(path: Path) -> Iterator[Path | Rejection]:
     if path.is_file():
         yield path
         return
+    if not path.is_dir():
+        yield Rejection(str(path), None, "not a regular file or directory (a device, FIFO or socket)")
+        return
     seen: set[str] = set()
-    for root, dirs, files in os.walk(path, followlinks=True):
+    errors: list[OSError] = []
+    found = False
+    for root, dirs, files in os.walk(path, followlinks=True, onerror=errors.append):
+        while errors:
+            err = errors.pop(0)
+            yield Rejection(str(err.filename or root), None, f"cannot read directory ({err.strerror})")
         real = os.path.realpath(root)
         if real in seen:
             yield Rejection(root, None, "symlink loop: directory already visited")
@@ -75,10 +119,17 @@ def iter_files(path: Path) -> Iterator[Path | Rejection]:
             if name.startswith("."):
                 continue
             p = Path(root) / name
+            found = True
             if p.is_symlink() and not p.exists():
                 yield Rejection(str(p), None, "broken symlink or symlink loop")
+            elif not p.is_file():
+                yield Rejection(str(p), None, "not a regular file (a device, FIFO or socket)")
             else:
                 yield p
+    for err in errors:
+        yield Rejection(str(err.filename or path), None, f"cannot read directory ({err.strerror})")
+    if not found:
+        yield Rejection(str(path), None, "no files found in directory")
 
 
 def read_path(path: str | Path) -> Iterator[Item]:
@@ -92,16 +143,19 @@ def read_path(path: str | Path) -> Iterator[Item]:
                 yield Rejection(str(f), None, "empty file")
                 continue
             fmt = detect_format(f)
+            if fmt is None:
+                yield Rejection(str(f), None, unreadable_reason(f))
+                continue
         except OSError as exc:
-            yield Rejection(str(f), None, f"cannot read file ({exc.strerror})")
-            continue
-        if fmt is None:
-            yield Rejection(str(f), None, "unknown or binary format: expected JSONL, JSON, CSV with a header, "
-                            "BEIR corpus.jsonl, arXiv metadata or a Daily Papers page (any of them may be .gz)")
+            yield Rejection(str(f), None, f"cannot read file ({exc.strerror or exc})")
             continue
         got_any = False
-        for item in READERS[fmt](f):
+        try:
+            for item in READERS[fmt](f):
+                got_any = True
+                yield item
+        except (OSError, ValueError, RecursionError, MemoryError) as exc:
             got_any = True
-            yield item
+            yield Rejection(str(f), None, f"stopped reading the file ({type(exc).__name__}: {exc})")
         if not got_any:
             yield Rejection(str(f), None, f"no paper records found (read as {fmt})")

@@ -39,16 +39,30 @@ Item = Located | Rejection
 
 
 def head_bytes(path: Path, n: int = 8192) -> bytes:
-    """The first n (decompressed) bytes of a file, or b'' when unreadable as gzip."""
+    """The first n (decompressed) bytes of a file; of a truncated or corrupt gzip, what decompresses."""
     with open(path, "rb") as fh:
         raw = fh.read(n)
-    if raw.startswith(GZIP_MAGIC):
+        if not raw.startswith(GZIP_MAGIC):
+            return raw
+        fh.seek(0)
+        out = bytearray()
+        inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
         try:
-            with gzip.open(path, "rb") as gz:
-                return gz.read(n)
-        except (OSError, EOFError, zlib.error):
-            return b""
-    return raw
+            while len(out) < n and not inflate.eof:
+                block = fh.read(65536)
+                if not block:
+                    break
+                out += inflate.decompress(block, n - len(out))
+                while inflate.unconsumed_tail and len(out) < n:
+                    out += inflate.decompress(inflate.unconsumed_tail, n - len(out))
+        except zlib.error:
+            pass
+        return bytes(out[:n])
+
+
+def is_utf16(sample: bytes) -> bool:
+    """True when a byte sample starts with a UTF-16 or UTF-32 byte-order mark."""
+    return sample.startswith((b"\xff\xfe", b"\xfe\xff"))
 
 
 def looks_binary(sample: bytes) -> bool:
@@ -77,7 +91,7 @@ def iter_lines(path: Path) -> Iterator[tuple[int, str | None, str | None]]:
                 try:
                     text = raw.decode("utf-8")
                 except UnicodeDecodeError as exc:
-                    yield lineno, None, f"invalid UTF-8 at byte {exc.start}"
+                    yield lineno, None, f"invalid UTF-8 at byte {exc.start + 1} of the line (save the file as UTF-8)"
                     continue
                 yield lineno, text.rstrip("\r\n"), None
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from ingest.readers.base import Item, Located, Rejection, iter_lines, read_text
 from ingest.readers.mapping import paper_from_record
 
+_WS = re.compile(r"[ \t\n\r]*")
+
+
+def json_error(exc: json.JSONDecodeError) -> str:
+    """'malformed JSON (Expecting value at column 3)', without the doubled 'at' of some messages."""
+    sep = " " if exc.msg.endswith(" at") else " at "
+    return f"malformed JSON ({exc.msg}{sep}column {exc.colno})"
+
 
 def read_jsonl(path: Path) -> Iterator[Item]:
-    """One JSON object per line; a bad line is rejected, the rest still read."""
+    """One JSON object per line; a bad line is rejected, the rest still read.
+
+    Raw control characters inside strings (tabs, NUL) are accepted here and cleaned later.
+    """
     for lineno, text, err in iter_lines(path):
         if err:
             yield Rejection(str(path), lineno, err)
@@ -19,9 +31,12 @@ def read_jsonl(path: Path) -> Iterator[Item]:
         if not text or not text.strip():
             continue
         try:
-            rec = json.loads(text)
+            rec = json.loads(text, strict=False)
         except json.JSONDecodeError as exc:
-            yield Rejection(str(path), lineno, f"malformed JSON ({exc.msg} at column {exc.colno})")
+            yield Rejection(str(path), lineno, json_error(exc))
+            continue
+        except RecursionError:
+            yield Rejection(str(path), lineno, "malformed JSON (nested too deeply)")
             continue
         try:
             yield Located(paper_from_record(rec, str(path)), str(path), lineno)
@@ -29,29 +44,62 @@ def read_jsonl(path: Path) -> Iterator[Item]:
             yield Rejection(str(path), lineno, str(exc))
 
 
+def element_lines(text: str) -> list[int] | None:
+    """The line on which each element of a top-level JSON array starts (None when the text is no array)."""
+    decoder = json.JSONDecoder(strict=False)
+    i = _WS.match(text).end()  # type: ignore[union-attr]
+    if text[i:i + 1] != "[":
+        return None
+    i, pos, line, out = i + 1, 0, 1, []
+    while True:
+        i = _WS.match(text, i).end()  # type: ignore[union-attr]
+        if i >= len(text) or text[i] == "]":
+            return out
+        line += text.count("\n", pos, i)
+        pos = i
+        out.append(line)
+        _, i = decoder.raw_decode(text, i)
+        i = _WS.match(text, i).end()  # type: ignore[union-attr]
+        if text[i:i + 1] == ",":
+            i += 1
+
+
 def read_json(path: Path) -> Iterator[Item]:
-    """A JSON document: a list of records, or an object holding one (e.g. {"papers": [...]}) or keyed by id."""
+    """A JSON document: a list of records, or an object holding one (e.g. {"papers": [...]}) or keyed by id.
+
+    Rejections name the line where a record starts when the document is a list, else the record number.
+    """
     text, errors = read_text(path)
     yield from errors
+    text = text.lstrip("\ufeff")
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, strict=False)
     except json.JSONDecodeError as exc:
-        yield Rejection(str(path), exc.lineno, f"malformed JSON ({exc.msg} at column {exc.colno})")
+        yield Rejection(str(path), exc.lineno, json_error(exc))
+        return
+    except RecursionError:
+        yield Rejection(str(path), None, "malformed JSON (nested too deeply)")
         return
     records: list[object]
+    lines: list[int] | None = None
     if isinstance(doc, list):
         records = doc
+        lines = element_lines(text)
     elif isinstance(doc, dict) and any(isinstance(v, list) and v and isinstance(v[0], dict) for v in doc.values()):
         records = next(v for v in doc.values() if isinstance(v, list) and v and isinstance(v[0], dict))
     elif isinstance(doc, dict) and "title" in {str(k).lower() for k in doc}:
         records = [doc]
+        lines = [1 + text.count("\n", 0, len(text) - len(text.lstrip()))]
     elif isinstance(doc, dict) and doc and all(isinstance(v, dict) for v in doc.values()):
         records = [{"id": k, **v} for k, v in doc.items()]
     else:
-        yield Rejection(str(path), 1, "JSON of the wrong shape: expected a list of paper records")
+        keys = ", ".join(map(str, list(doc)[:8])) if isinstance(doc, dict) else type(doc).__name__
+        yield Rejection(str(path), 1, f"JSON of the wrong shape ({keys}): expected a list of paper records "
+                        "with title and abstract, or an object holding one")
         return
     for i, rec in enumerate(records, start=1):
+        line = lines[i - 1] if lines and len(lines) == len(records) else None
         try:
-            yield Located(paper_from_record(rec, str(path)), str(path), i)
+            yield Located(paper_from_record(rec, str(path)), str(path), line or i)
         except ValueError as exc:
-            yield Rejection(str(path), i, f"record {i}: {exc}")
+            yield Rejection(str(path), line, f"record {i}: {exc}")

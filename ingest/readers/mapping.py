@@ -38,10 +38,15 @@ def paper_from_record(rec: object, source: str) -> Paper:
     """A Paper from a dict-like record; ValueError says what is wrong."""
     if not isinstance(rec, Mapping):
         raise ValueError(f"expected an object with title and abstract, got {type(rec).__name__}")
+    title, abstract = _first(rec, TITLE_KEYS), _first(rec, ABSTRACT_KEYS)
+    if title is None and abstract is None and not ({str(k).strip().lower() for k in rec}
+                                                   & set(TITLE_KEYS + ABSTRACT_KEYS)):
+        keys = ", ".join(str(k) for k in list(rec)[:8]) or "none"
+        raise ValueError(f"no title or abstract field (keys: {keys})")
     date = _first(rec, DATE_KEYS)
     return make_paper(
-        title=_first(rec, TITLE_KEYS),
-        abstract=_first(rec, ABSTRACT_KEYS),
+        title=title,
+        abstract=abstract,
         raw_id=_first(rec, ID_KEYS),
         authors=_first(rec, AUTHOR_KEYS),
         url=_first(rec, URL_KEYS),
