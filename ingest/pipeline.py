@@ -12,7 +12,7 @@ from llama_index.core.schema import TextNode
 
 from ingest.chunking import chunk_paper, embed_text
 from ingest.embeddings import LocalEmbedding
-from ingest.lexical import LexDoc, LexicalIndex
+from ingest.lexical import DIRTY, LexDoc, LexicalIndex
 from ingest.readers import Located, Rejection, read_path
 from ingest.store import ChunkStore
 
@@ -162,3 +162,60 @@ def _count_papers(lexical: LexicalIndex) -> int:
     if not lexical.ids and not lexical.is_dirty():
         lexical.load()
     return len(lexical.ids)
+
+
+@dataclass
+class Health:
+    """How a collection's Chroma side and BM25 side compare (see `check_collection`)."""
+
+    chroma_papers: int = 0
+    chroma_chunks: int = 0
+    bm25_papers: int = 0
+    bm25_chunks: int = 0
+    problems: list[str] = field(default_factory=list)  # BM25 side: repaired by rebuilding from Chroma
+    incomplete: list[str] = field(default_factory=list)  # Chroma side: papers a re-ingest must rewrite
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and not self.incomplete
+
+
+def check_collection(store: ChunkStore, lexical: LexicalIndex) -> Health:
+    """Compare BM25 with Chroma: dirty marker, unreadable index, chunk counts, papers missing on either side.
+
+    Also lists papers whose stored chunks are not one complete version (an update cut short).
+    """
+    h = Health()
+    chunks: dict[str, dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
+    expected: dict[str, dict[str, int]] = defaultdict(dict)
+    for row in store.iter_chunks():
+        h.chroma_chunks += 1
+        pid, ch = str(row.meta["paper_id"]), str(row.meta.get("content_hash", ""))
+        chunks[pid][ch].add(int(row.meta.get("chunk", 0)))
+        expected[pid][ch] = int(row.meta.get("n_chunks", 1))
+    h.chroma_papers = len(chunks)
+    for pid, versions in sorted(chunks.items()):
+        if len(versions) > 1 or any(len(idx) != expected[pid][ch] for ch, idx in versions.items()):
+            h.incomplete.append(pid)
+    if (lexical.dir / DIRTY).exists():
+        h.problems.append("BM25 index is marked dirty (an ingest was interrupted or is still running)")
+    try:
+        lexical.load()
+    except Exception as exc:  # noqa: BLE001 - any damage means: rebuild
+        h.problems.append(f"BM25 index missing or unreadable ({type(exc).__name__}: {exc})")
+        return h
+    h.bm25_papers, h.bm25_chunks = len(lexical.ids), lexical.n_chunks
+    if h.bm25_chunks != h.chroma_chunks:
+        h.problems.append(f"BM25 counts {h.bm25_chunks} chunks, Chroma holds {h.chroma_chunks}")
+    in_bm25 = set(lexical.ids)
+    missing = sorted(set(chunks) - in_bm25)
+    extra = sorted(in_bm25 - set(chunks))
+    if missing:
+        h.problems.append(f"{len(missing)} papers in Chroma missing from BM25 ({', '.join(missing[:5])}"
+                          + (", ..." if len(missing) > 5 else "") + ")")
+    if extra:
+        h.problems.append(f"{len(extra)} papers in BM25 but not in Chroma ({', '.join(extra[:5])}"
+                          + (", ..." if len(extra) > 5 else "") + ")")
+    if len(lexical.ids) != len(in_bm25):
+        h.problems.append(f"{len(lexical.ids) - len(in_bm25)} papers appear twice in BM25")
+    return h

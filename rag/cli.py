@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     _common(p)
     p = sub.add_parser("doctor", help="check Chroma and BM25 agree; repair BM25 from Chroma")
+    p.add_argument("--no-repair", action="store_true", help="only check; exit 1 when anything disagrees")
     _common(p)
     p = sub.add_parser("serve", help="serve the chat UI (indexes the sample collection if empty)")
     p.add_argument("--host", default="127.0.0.1")
@@ -133,11 +134,28 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check that Chroma and BM25 agree; rebuild BM25 from Chroma (the source of truth) when they do not."""
+    from ingest.lexical import LexicalIndex
+    from ingest.pipeline import check_collection, sync_lexical
+
     pc = _engine(args)
-    lex = pc.lexical  # opening repairs a BM25 index that disagrees with Chroma
-    print(f"chroma chunks {pc.store.count()}, bm25 chunks {lex.n_chunks}, papers {len(lex.ids)}: "
-          + ("ok" if lex.n_chunks == pc.store.count() else "MISMATCH"))
-    return 0 if lex.n_chunks == pc.store.count() else 1
+    s = pc.settings
+    name = s.collection if not s.chroma_url else f"{s.collection}@server"  # as Paperchat.lexical names it
+    lex = LexicalIndex(s.home / "bm25" / name)
+    h = check_collection(pc.store, lex)
+    print(f"chroma: {h.chroma_papers} papers, {h.chroma_chunks} chunks; bm25: {h.bm25_papers} papers, "
+          f"{h.bm25_chunks} chunks")
+    for p in h.problems:
+        print(f"problem: {p}")
+    if h.problems and not args.no_repair:
+        sync_lexical(pc.store, lex)
+        h = check_collection(pc.store, lex)
+        print("repaired: BM25 rebuilt from Chroma" + ("" if not h.problems else "; still: " + "; ".join(h.problems)))
+    if h.incomplete:
+        print(f"problem: {len(h.incomplete)} papers have chunks from an interrupted update "
+              f"({', '.join(h.incomplete[:5])}); re-ingest their files to repair")
+    print(f"ok: {h.chroma_papers} papers, {h.chroma_chunks} chunks" if h.ok else "not ok")
+    return 0 if h.ok else 1
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
