@@ -12,6 +12,7 @@ SETTING_FLAGS = {  # flag -> Settings field
     "--home": "home", "--collection": "collection", "--chroma-url": "chroma_url",
     "--llm": "llm", "--llm-base-url": "llm_base_url", "--llm-model": "llm_model", "--llm-gguf": "llm_gguf",
     "--llm-timeout": "llm_timeout", "--llm-temperature": "llm_temperature", "--llm-max-tokens": "llm_max_tokens",
+    "--llm-context": "llm_context", "--llm-retries": "llm_retries",
     "--fusion": "fusion", "--min-relevance": "min_relevance",
 }
 

@@ -176,7 +176,8 @@ class Paperchat:
         t0 = time.perf_counter()
         sources = self.retrieve(question[:2000], k, filters)
         t1 = time.perf_counter()
-        backend = self.answerer().name
+        answerer = self.answerer()
+        backend = answerer.name
         if not sources or max(s.dense for s in sources) < self.settings.min_relevance:
             yield ABSTAIN_TEXT
             yield self._answer(question, ABSTAIN_TEXT, True, backend, [], sources, t0, t1, None)
@@ -184,11 +185,14 @@ class Paperchat:
         notice = None
         parts: list[str] = []
         try:
-            for delta in self.answerer().stream(question, sources):
+            for delta in answerer.stream(question, sources):
                 parts.append(delta)
                 yield delta
-        except AnswererError as exc:
-            notice = f"The {backend} backend failed ({exc}); showing the offline extractive answer instead."
+        except Exception as exc:  # noqa: BLE001 - a failing backend must never end the answer
+            # AnswererError messages are written to be safe (no key, no server text); others show only their type
+            reason = str(exc) if isinstance(exc, AnswererError) else type(exc).__name__
+            notice = f"The {backend} backend failed ({reason}); showing the offline extractive answer instead."
+            backend = self.extractive().name  # the answer below is the extractive one; partial LLM text is discarded
             parts = list(self.extractive().stream(question, sources))
             yield "\n\n" + notice + "\n\n" + "".join(parts)
         text = "".join(parts).strip()

@@ -9,16 +9,19 @@ from rag.settings import Settings
 
 
 def make_answerer(settings: Settings, embed: Any) -> Answerer:
-    """The extractive, OpenAI-protocol or local GGUF answerer."""
+    """The extractive, OpenAI-protocol or local GGUF answerer.
+
+    Never raises for a bad LLM configuration (missing key, missing model file, server down): those
+    surface as AnswererError when answering, so the engine falls back to the extractive answer with a notice.
+    """
     if settings.llm == "extractive":
         from rag.answerers.extractive import ExtractiveAnswerer
 
         return ExtractiveAnswerer(embed)
+    if settings.llm == "gguf":
+        from rag.answerers.gguf import GGUFAnswerer
+
+        return GGUFAnswerer(settings)
     from rag.answerers.openai_compat import OpenAIAnswerer
 
-    if settings.llm == "gguf":
-        from rag.answerers.gguf import start_gguf_server
-
-        base_url = start_gguf_server(settings)
-        return OpenAIAnswerer(settings, base_url=base_url, name="gguf")
     return OpenAIAnswerer(settings)

@@ -1,0 +1,227 @@
+"""Answers from any OpenAI-protocol server: the OpenAI API, vLLM, Ollama, LM Studio, llama.cpp server.
+
+Failures are retried a bounded number of times with exponential backoff (honouring `Retry-After`, capped),
+then raised as `AnswererError`, on which the engine falls back to the extractive answer with a notice.
+Error messages are written by this module, never copied from the server or the client library, and any
+occurrence of the API key is masked, so the key cannot reach a log line, an exception or a notice.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import openai
+
+from rag import prompts
+from rag.answerers.base import AnswererError
+from rag.settings import Settings
+from rag.types import Source
+
+log = logging.getLogger("paperchat.llm")
+T = TypeVar("T")
+
+NO_KEY = "sk-no-key-required"  # local servers ignore the key, but the openai client wants one
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 529}
+
+
+def safe_url(url: str | None) -> str:
+    """A URL without user:password@ credentials or query string, for messages."""
+    if not url:
+        return "https://api.openai.com/v1"
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """Seconds the server asked us to wait (`retry-after-ms`, `retry-after` as seconds or HTTP date)."""
+    if headers is None:
+        return None
+    try:
+        ms = headers.get("retry-after-ms")
+        if ms is not None:
+            return max(0.0, float(ms) / 1000)
+        ra = headers.get("retry-after")
+        if ra is None:
+            return None
+        try:
+            return max(0.0, float(ra))
+        except ValueError:
+            when = email.utils.parsedate_to_datetime(ra)
+            return max(0.0, when.timestamp() - time.time())
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+class _Retryable(Exception):
+    """A failure worth another attempt; `message` is safe to show, `wait` is the server's Retry-After."""
+
+    def __init__(self, message: str, wait: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.wait = wait
+
+
+class OpenAIAnswerer:
+    """Streams answers from an OpenAI-protocol chat-completions endpoint.
+
+    Args:
+        settings: model, base URL, API key, temperature, max tokens, timeout, retries, context window.
+        base_url: overrides `settings.llm_base_url` (the GGUF backend passes its local server here).
+        name: backend name reported in answers ("openai", "gguf").
+
+    Example:
+        >>> a = OpenAIAnswerer(Settings(llm="openai", llm_base_url="http://127.0.0.1:11434/v1",
+        ...                             llm_model="qwen2.5:0.5b"))   # doctest: +SKIP
+        >>> "".join(a.stream("What is grokking?", sources))            # doctest: +SKIP
+        'Grokking is delayed generalization [1].'
+    """
+
+    backoff_base = 0.5  # seconds before the first retry; doubles each time, with jitter
+    max_wait = 10.0  # cap on any single wait, including a server's Retry-After
+
+    def __init__(self, settings: Settings, base_url: str | None = None, name: str = "openai",
+                 model: str | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.settings = settings
+        self.name = name
+        self.model = model or settings.llm_model
+        self._base_url = base_url
+        self._client_obj: openai.OpenAI | None = None
+        self._sleep = sleep
+        key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else os.environ.get("OPENAI_API_KEY")
+        self._key = key or None
+
+    # --- connection ------------------------------------------------------------------
+    def base_url(self) -> str | None:
+        """The server's base URL (None = the OpenAI API)."""
+        return self._base_url or self.settings.llm_base_url
+
+    def _client(self) -> openai.OpenAI:
+        if self._client_obj is None:
+            url = self.base_url()
+            if not self._key and not url:
+                raise AnswererError("no API key: set PAPERCHAT_LLM_API_KEY or OPENAI_API_KEY, "
+                                    "or PAPERCHAT_LLM_BASE_URL for a local server")
+            t = self.settings.llm_timeout
+            self._client_obj = openai.OpenAI(
+                base_url=url, api_key=self._key or NO_KEY, max_retries=0,  # retries are ours (capped Retry-After)
+                timeout=httpx.Timeout(t, connect=min(t, 10.0)))
+        return self._client_obj
+
+    def _redact(self, text: str) -> str:
+        if self._key and len(self._key) >= 4:
+            text = text.replace(self._key, "***")
+        return text
+
+    def _describe(self, exc: BaseException) -> tuple[str, bool, float | None]:
+        """(safe message, retryable, retry-after) for a failure; never includes server text."""
+        where = safe_url(self.base_url())
+        if isinstance(exc, (openai.APITimeoutError, httpx.TimeoutException)):
+            return f"no response from {where} within {self.settings.llm_timeout:g} s", False, None
+        if isinstance(exc, openai.APIStatusError):
+            status = exc.status_code
+            hint = {401: " (check the API key)", 403: " (access denied)", 404: " (check the model name and base URL)"}
+            wait = retry_after_seconds(exc.response.headers if exc.response is not None else None)
+            return f"HTTP {status} from {where}{hint.get(status, '')}", status in RETRY_STATUS, wait
+        if isinstance(exc, (openai.APIConnectionError, httpx.ConnectError)):
+            return f"could not connect to {where}", True, None
+        if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.NetworkError)):
+            return f"connection to {where} closed mid-answer", True, None
+        if isinstance(exc, (json.JSONDecodeError, openai.APIResponseValidationError)):
+            return f"malformed response from {where}", True, None
+        if isinstance(exc, openai.APIError):  # e.g. an error event inside the stream
+            return f"the server at {where} reported an error", True, None
+        return f"{type(exc).__name__} talking to {where}", False, None
+
+    def _with_retries(self, attempt: Callable[[], Iterator[T]], what: str) -> Iterator[T]:
+        """Run `attempt`, retrying failures that happen before anything was produced."""
+        retries = self.settings.llm_retries
+        produced = False
+        for i in range(retries + 1):
+            try:
+                for item in attempt():
+                    produced = True
+                    yield item
+                return
+            except AnswererError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a safe AnswererError
+                if isinstance(exc, _Retryable):
+                    msg, retryable, wait = exc.message, True, exc.wait
+                else:
+                    msg, retryable, wait = self._describe(exc)
+                msg = self._redact(msg)
+                if produced:
+                    log.warning("%s: %s after part of the answer; giving up", what, msg)
+                    raise AnswererError(f"{msg}; the answer was cut off") from None
+                if not retryable or i == retries:
+                    log.warning("%s failed: %s (attempt %d of %d)", what, msg, i + 1, retries + 1)
+                    raise AnswererError(msg if i == 0 else f"{msg} after {i + 1} attempts") from None
+                delay = self.backoff_base * (2 ** i) * (0.8 + 0.4 * random.random())
+                if wait is not None:
+                    delay = max(delay, wait)
+                delay = min(delay, self.max_wait)
+                log.warning("%s: %s; retrying in %.1f s (attempt %d of %d)", what, msg, delay, i + 1, retries + 1)
+                self._sleep(delay)
+
+    # --- answering ---------------------------------------------------------------------
+    def messages(self, question: str, sources: list[Source]) -> list[dict[str, str]]:
+        """The chat messages sent for a question (sources fitted to the context window)."""
+        msgs, _ = prompts.answer_messages(question, sources, self.settings.llm_context, self.settings.llm_max_tokens)
+        return msgs
+
+    def stream(self, question: str, sources: list[Source]) -> Iterator[str]:
+        """Yield text deltas of a cited answer; raise AnswererError after bounded retries."""
+        msgs = self.messages(question, sources)
+
+        def attempt() -> Iterator[str]:
+            client = self._client()
+            resp = client.chat.completions.create(
+                model=self.model, messages=msgs, stream=True,  # type: ignore[arg-type]
+                temperature=self.settings.llm_temperature, max_tokens=self.settings.llm_max_tokens)
+            finished = False
+            with resp:
+                for chunk in resp:
+                    if not chunk.choices:
+                        continue
+                    choice = chunk.choices[0]
+                    delta = choice.delta.content if choice.delta else None
+                    if delta:
+                        yield delta
+                    if choice.finish_reason:
+                        finished = True
+            if not finished:  # the body ended without a finish_reason: the stream was cut
+                raise _Retryable(f"connection to {safe_url(self.base_url())} closed mid-answer")
+
+        yield from self._with_retries(attempt, f"{self.name} answer")
+
+    def complete(self, messages: list[dict[str, str]], max_tokens: int = 128) -> str:
+        """One non-streamed completion (used for rewriting follow-ups), with the same retries."""
+
+        def attempt() -> Iterator[str]:
+            resp = self._client().chat.completions.create(
+                model=self.model, messages=messages, stream=False,  # type: ignore[arg-type]
+                temperature=0.0, max_tokens=max_tokens)
+            if not resp.choices:
+                raise _Retryable(f"malformed response from {safe_url(self.base_url())}")
+            yield resp.choices[0].message.content or ""
+
+        return "".join(self._with_retries(attempt, f"{self.name} completion"))
+
+    def rewrite(self, question: str, history: list[tuple[str, str]]) -> str:
+        """A follow-up rewritten into a standalone question, given (question, answer) pairs oldest first."""
+        if not history:
+            return question
+        out = self.complete(prompts.rewrite_messages(question, history), max_tokens=96)
+        return prompts.clean_rewrite(out, question)
