@@ -1,0 +1,228 @@
+"""Write an evaluation run to disk: report.json, report.md, rows.jsonl and PNG plots (matplotlib, Agg)."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+PACKAGES = ("paperchat", "chromadb", "llama-index-core", "sentence-transformers", "torch", "numpy", "bm25s",
+            "openai", "xllamacpp", "tiktoken", "matplotlib")
+QUALITY = ("hit@1", "hit@3", "hit@10", "recall@k", "mrr", "citation_precision", "citation_recall", "no_citation",
+           "key_fact_hit", "token_f1", "faithfulness_lexical", "faithfulness_llm", "correct_abstention",
+           "false_abstention")
+
+
+def versions() -> dict[str, str | None]:
+    """Python, platform, git commit and the installed versions of the packages that change results."""
+    out: dict[str, str | None] = {"python": platform.python_version(), "platform": platform.platform()}
+    for pkg in PACKAGES:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    try:
+        out["git_commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                           cwd=Path(__file__).resolve().parent, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        out["git_commit"] = None
+    return out
+
+
+def _fmt(v: Any, nd: int = 3) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{nd}f}"
+    return str(v)
+
+
+def _label(name: str, top_k: int) -> str:
+    return name.replace("recall@k", f"recall@{top_k}")
+
+
+def headline(res: Any) -> str:
+    """A few lines for the terminal: the main numbers over answerable questions and abstention."""
+    m, a = res.metrics, res.metrics["answerable"]
+    keys = [k for k in ("hit@1", "hit@10", "mrr", "citation_precision", "citation_recall", "key_fact_hit",
+                        "token_f1", "faithfulness_lexical", "faithfulness_llm") if a.get(k) is not None]
+    line = "  ".join(f"{_label(k, m['top_k'])} {a[k]:.3f}" for k in keys)
+    ab = m["all"]
+    tail = ""
+    if ab.get("correct_abstention") is not None or ab.get("false_abstention") is not None:
+        tail = f"\nabstention: correct {_fmt(ab.get('correct_abstention'))}  false {_fmt(ab.get('false_abstention'))}"
+    lat = m["latency_ms"]["total"]
+    return (f"{res.meta['dataset']['name']} ({len(res.rows)} questions, backend {res.meta['backend']}): {line}{tail}"
+            f"\nlatency total p50 {_fmt(lat['p50'], 1)} ms  p95 {_fmt(lat['p95'], 1)} ms")
+
+
+def markdown(res: Any) -> str:
+    """The human-readable report: metric table by question kind, latency, abstention calibration, misses."""
+    m, meta = res.metrics, res.meta
+    ds = meta["dataset"]
+    cfg = meta["config"]
+    cols = ["all", "answerable"] + [k for k in m["by_kind"] if len(m["by_kind"]) > 1]
+    table = {c: (m[c] if c in ("all", "answerable") else m["by_kind"][c]) for c in cols}
+    kinds = ", ".join(f"{k} {v['n']}" for k, v in m["by_kind"].items())
+    lines = [f"# QA evaluation: {ds['name']}", "",
+             f"- questions: {ds['questions']} ({kinds}); "
+             f"dataset sha256 `{ds['sha256'][:16]}`",
+             f"- backend: `{meta['backend']}`; LLM judge: `{meta['judge']['llm'] or 'none'}`; "
+             f"lexical judge: {meta['judge']['lexical']}",
+             f"- retrieval: top_k {cfg['top_k']}, fusion {cfg['fusion']}, min_relevance {cfg['min_relevance']}, "
+             f"reranker {cfg['reranker']}; index: {meta['index'].get('mode')} ({meta['index'].get('papers')} papers)",
+             f"- run: {meta['started']}, {meta['duration_s']} s, errors {meta['errors']}, "
+             f"commit {meta['versions'].get('git_commit')}", "",
+             "| metric | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    lines.append("| n | " + " | ".join(_fmt(table[c].get("n")) for c in cols) + " |")
+    for name in QUALITY:
+        if any(table[c].get(name) is not None for c in cols):
+            lines.append(f"| {_label(name, m['top_k'])} | " + " | ".join(_fmt(table[c].get(name)) for c in cols) + " |")
+    lines += ["", "Latency (ms):", "", "| stage | p50 | p95 | mean |", "|---|---|---|---|"]
+    for st, v in m["latency_ms"].items():
+        lines.append(f"| {st} | {_fmt(v['p50'], 1)} | {_fmt(v['p95'], 1)} | {_fmt(v['mean'], 1)} |")
+    bd = m.get("best_dense")
+    if bd:
+        lines += ["", "Best dense cosine of the retrieved sources (the engine abstains below min_relevance):", "",
+                  "| group | n | min | p10 | p25 | p50 | p75 | p90 | max |", "|---|---|---|---|---|---|---|---|---|"]
+        for g in ("answerable", "out_of_corpus"):
+            d = bd[g]
+            lines.append(f"| {g} | {d['n']} | " + " | ".join(_fmt(d[f'p{p}']) for p in (0, 10, 25, 50, 75, 90, 100)) + " |")
+        lines += ["", "If abstention were only `best dense < t`:", "",
+                  "| t | false abstention (answerable) | correct abstention (out of corpus) |", "|---|---|---|"]
+        for s in bd["threshold_sweep"]:
+            lines.append(f"| {s['threshold']:.3f} | {_fmt(s['false_abstention'])} | {_fmt(s['correct_abstention'])} |")
+    lines += ["", *misses(res.rows)]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def misses(rows: list[dict[str, Any]], most: int = 25) -> list[str]:
+    """Bullet lists of the questions to look at: retrieval misses, false and missed abstentions, key-fact misses."""
+    def q(r: dict[str, Any]) -> str:
+        return f"`{r['qid']}` {r['question'][:110]}"
+
+    groups = {
+        "Gold paper not in the top 10": [r for r in rows if r["metrics"].get("hit@10") == 0.0],
+        "Gold paper retrieved but not first": [r for r in rows if r["metrics"].get("hit@1") == 0.0
+                                               and r["metrics"].get("hit@10") == 1.0],
+        "Answerable but declined": [r for r in rows if r.get("abstained") and r["kind"] != "out_of_corpus"],
+        "Out of corpus but answered": [r for r in rows if r.get("abstained") is False and r["kind"] == "out_of_corpus"],
+        "Answered without any key fact": [r for r in rows if r["metrics"].get("key_fact_hit") == 0.0
+                                          and not r.get("abstained")],
+        "Errors": [r for r in rows if "error" in r],
+    }
+    out = ["## Questions to inspect (details in rows.jsonl)"]
+    for title, rs in groups.items():
+        if not rs:
+            continue
+        out += ["", f"{title} ({len(rs)}):", ""]
+        for r in rs[:most]:
+            extra = ""
+            notes = []
+            if r.get("gold_ranks"):
+                notes.append("gold ranks " + ", ".join(_fmt(v) for v in r["gold_ranks"].values()))
+            if r.get("best_dense") is not None:
+                notes.append(f"best dense {r['best_dense']:.3f}")
+            out.append(f"- {q(r)}" + (f" — {'; '.join(notes)}" if notes else ""))
+        if len(rs) > most:
+            out.append(f"- ... and {len(rs) - most} more")
+    return out
+
+
+def plots(out: Path, res: Any) -> list[Path]:
+    """metrics.png (quality metrics by question kind), latency.png (histograms), dense.png (abstention calibration)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    m = res.metrics
+    files: list[Path] = []
+    groups = ["answerable"] + [k for k in m["by_kind"] if k != "out_of_corpus" and len(m["by_kind"]) > 1]
+    names = [n for n in QUALITY if n not in ("correct_abstention", "false_abstention")
+             and any(_get(m, g).get(n) is not None for g in groups)]
+    if names:
+        fig, ax = plt.subplots(figsize=(9, 0.42 * len(names) * max(1, len(groups)) ** 0.5 + 1.6))
+        h = 0.8 / len(groups)
+        for i, g in enumerate(groups):
+            vals = [_get(m, g).get(n) or 0.0 for n in names]
+            ys = [j + i * h for j in range(len(names))]
+            ax.barh(ys, vals, height=h, label=f"{g} (n={_get(m, g).get('n')})")
+            for y, v in zip(ys, vals):
+                ax.text(v + 0.01, y, f"{v:.2f}", va="center", fontsize=7)
+        labels = [_label(n, m["top_k"]) for n in names]
+        for j, n in enumerate(("correct_abstention", "false_abstention"), start=len(names)):
+            v = m["all"].get(n)
+            if v is not None:  # rates over all questions: one grey bar each
+                ax.barh([j + h * (len(groups) - 1) / 2], [v], height=h, color="0.55")
+                ax.text(v + 0.01, j + h * (len(groups) - 1) / 2, f"{v:.2f}", va="center", fontsize=7)
+                labels.append(n)
+        ax.set_yticks([j + h * (len(groups) - 1) / 2 for j in range(len(labels))])
+        ax.set_yticklabels(labels)
+        ax.invert_yaxis()
+        ax.set_xlim(0, 1.1)
+        ab = m["all"]
+        extra = ""
+        if ab.get("correct_abstention") is not None or ab.get("false_abstention") is not None:
+            extra = f"; abstention correct {_fmt(ab.get('correct_abstention'))}, false {_fmt(ab.get('false_abstention'))}"
+        ax.set_title(f"{res.meta['dataset']['name']} - {res.meta['backend']}{extra}", fontsize=9)
+        ax.legend(fontsize=7, loc="lower right")
+        fig.tight_layout()
+        files.append(out / "metrics.png")
+        fig.savefig(files[-1], dpi=110)
+        plt.close(fig)
+    rows = [r for r in res.rows if r.get("timings_ms")]
+    if rows:
+        fig, ax = plt.subplots(figsize=(7, 3.6))
+        for st in ("retrieve", "answer", "total"):
+            vals = [r["timings_ms"][st] for r in rows if r["timings_ms"].get(st) is not None]
+            if vals:
+                ax.hist(vals, bins=30, alpha=0.55, label=f"{st} (p50 {m['latency_ms'][st]['p50']:.0f} ms)")
+        ax.set_xlabel("milliseconds")
+        ax.set_ylabel("questions")
+        ax.set_title("latency per question", fontsize=9)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        files.append(out / "latency.png")
+        fig.savefig(files[-1], dpi=110)
+        plt.close(fig)
+    ans = [r["best_dense"] for r in res.rows if r.get("best_dense") is not None and r["kind"] != "out_of_corpus"]
+    ooc = [r["best_dense"] for r in res.rows if r.get("best_dense") is not None and r["kind"] == "out_of_corpus"]
+    if ans or ooc:
+        fig, ax = plt.subplots(figsize=(7, 3.4))
+        bins = [i / 40 for i in range(0, 41)]
+        if ans:
+            ax.hist(ans, bins=bins, alpha=0.6, label=f"answerable (n={len(ans)})")
+        if ooc:
+            ax.hist(ooc, bins=bins, alpha=0.6, label=f"out of corpus (n={len(ooc)})")
+        t = res.meta["config"]["min_relevance"]
+        ax.axvline(t, color="k", linestyle="--", linewidth=1, label=f"min_relevance {t}")
+        ax.set_xlabel("best dense cosine among retrieved sources")
+        ax.set_ylabel("questions")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        files.append(out / "dense.png")
+        fig.savefig(files[-1], dpi=110)
+        plt.close(fig)
+    return files
+
+
+def _get(m: dict[str, Any], group: str) -> dict[str, Any]:
+    return m[group] if group in ("all", "answerable") else m["by_kind"].get(group, {})
+
+
+def write_report(out: Path, res: Any) -> list[Path]:
+    """Write report.json, report.md, rows.jsonl and the plots into `out`; returns the files written."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    res.meta["versions"] = versions()
+    report = {**res.meta, "metrics": res.metrics}
+    (out / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    with open(out / "rows.jsonl", "w", encoding="utf-8") as fh:
+        for r in res.rows:
+            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+    (out / "report.md").write_text(markdown(res), encoding="utf-8")
+    return [out / "report.json", out / "report.md", out / "rows.jsonl", *plots(out, res)]
