@@ -1,0 +1,347 @@
+"""The Gradio chat UI: widgets wired to rag's Python API (Paperchat, ChatSession), nothing more.
+
+`paperchat serve` calls `serve(engine, host=, port=, no_auth=)`; `build_app(engine)` gives the Blocks for tests.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported: no analytics, no version check
+
+import gradio as gr  # noqa: E402
+
+from ingest.lexical import Filters  # noqa: E402
+from rag.chat import ChatSession  # noqa: E402
+from rag.types import Answer  # noqa: E402
+from ui import render, uploads  # noqa: E402
+from ui.auth import AUTH_ENV, AuthError, checker, is_loopback, resolve_auth  # noqa: E402
+
+log = logging.getLogger("paperchat.ui")
+
+SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data" / "sample"
+CHAT_CONCURRENCY = 4  # chat turns served at once; the queue holds the rest
+TABLE_HEADERS = ["paper_id", "title", "authors", "year", "categories"]
+
+CSS = """
+.pc-sources { font-size: 0.92rem; max-height: 680px; overflow-y: auto; padding-right: 4px; }
+.pc-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 8px 10px; margin: 6px 0;
+           list-style: none; transition: box-shadow .2s; }
+.pc-card.pc-active { border-color: var(--color-accent); box-shadow: 0 0 0 3px var(--color-accent-soft); }
+.pc-title { font-weight: 600; }
+.pc-n { color: var(--color-accent); }
+.pc-meta { color: var(--body-text-color-subdued); font-size: 0.85em; margin: 2px 0 6px; }
+.pc-abstract { line-height: 1.45; margin: 0; }
+.pc-abstract mark { background: #fde68a; color: #1f2937; padding: 0 2px; border-radius: 2px; }
+.pc-notice { border-radius: 6px; padding: 8px 10px; margin-bottom: 8px; }
+.pc-warn { background: #fef3c7; color: #78350f; }
+.pc-error { background: #fee2e2; color: #7f1d1d; }
+.pc-uncited { padding: 0; margin: 0; }
+.pc-h { margin: 10px 0 4px; }
+.pc-foot, .pc-empty { color: var(--body-text-color-subdued); font-size: 0.85em; }
+a.pc-cite { text-decoration: none; font-weight: 600; }
+"""
+
+# A click on a citation marker [n]: show its card in the sources panel. Cards of the answer on show are
+# found directly; for an older answer, ask the server to render that answer's panel, then scroll to the card.
+HEAD = """<script>
+(function () {
+  function activate(el) {
+    document.querySelectorAll('.pc-card.pc-active').forEach(function (c) { c.classList.remove('pc-active'); });
+    el.classList.add('pc-active');
+    el.scrollIntoView({behavior: 'smooth', block: 'nearest'});
+  }
+  document.addEventListener('click', function (ev) {
+    var a = ev.target && ev.target.closest ? ev.target.closest('a.pc-cite, a[href^="#pc-src-"]') : null;
+    if (!a) return;
+    ev.preventDefault(); ev.stopPropagation();
+    var id = (a.getAttribute('href') || '').replace(/^#/, '');
+    var el = document.getElementById(id);
+    if (el) { activate(el); return; }
+    var box = document.querySelector('#pc-cite-request textarea, #pc-cite-request input');
+    if (!box) return;
+    box.value = id + '@' + Date.now();  // always a change, even for the same marker twice
+    box.dispatchEvent(new Event('input', {bubbles: true}));
+    var tries = 0, timer = setInterval(function () {
+      var found = document.getElementById(id);
+      if (found || ++tries > 60) { clearInterval(timer); if (found) activate(found); }
+    }, 100);
+  }, true);
+})();
+</script>"""
+
+
+def theme() -> gr.themes.Base:
+    """Gradio's Soft theme with system fonts only (the default themes load Google Fonts)."""
+    return gr.themes.Soft(
+        primary_hue="indigo", neutral_hue="slate",
+        font=["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Arial",
+              "sans-serif"],
+        font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"],
+    )
+
+
+@dataclass
+class ChatState:
+    """One browser session's conversation: the session (memory), the messages shown, one answer per turn."""
+
+    session: ChatSession
+    messages: list[dict[str, str]] = field(default_factory=list)
+    answers: list[Answer | None] = field(default_factory=list)
+
+
+def _int(x: Any) -> int | None:
+    return int(x) if x not in (None, "") else None
+
+
+def _filters(year_from: Any, year_to: Any, categories: list[str] | None, papers: list[str] | None) -> Filters:
+    return Filters(_int(year_from), _int(year_to), tuple(categories or ()), tuple(papers or ()))
+
+
+def build_app(engine: Any) -> gr.Blocks:
+    """The Blocks app over a Paperchat engine."""
+    s = engine.settings
+
+    # --- reads of the collection ------------------------------------------------
+    def collection_views(query: str = "") -> tuple[Any, ...]:
+        papers = engine.list_papers()
+        cats = sorted({c for p in papers for c in p["categories"].split() if c})
+        choices = [(f"{p['title'][:90]} ({p['year'] or p['paper_id']})", p["paper_id"]) for p in papers]
+        shown = engine.list_papers(query) if query else papers
+        rows = [[p["paper_id"], p["title"], p["authors"], p["year"] or "", p["categories"]] for p in shown]
+        examples = [[q] for q in engine.example_questions(4)]
+        return (render.stats_markdown(engine.stats()), rows or [[""] * len(TABLE_HEADERS)],
+                gr.update(choices=cats), gr.update(choices=choices), gr.update(samples=examples))
+
+    def search_papers(query: str) -> list[list[Any]]:
+        shown = engine.list_papers(query or "")
+        return [[p["paper_id"], p["title"], p["authors"], p["year"] or "", p["categories"]] for p in shown] \
+            or [[""] * len(TABLE_HEADERS)]
+
+    # --- chat ------------------------------------------------------------------------
+    def respond(message: str, state: ChatState | None, k: float, year_from: Any, year_to: Any,
+                categories: list[str] | None, papers: list[str] | None):  # type: ignore[no-untyped-def]
+        if state is None:
+            state = ChatState(ChatSession(engine))
+        message = (message or "").strip()
+        if not message:
+            yield list(state.messages), gr.skip(), state, ""
+            return
+        state.session.k = int(k) if k else None
+        state.session.filters = _filters(year_from, year_to, categories, papers)
+        turn = len(state.answers)
+        state.messages = state.messages + [{"role": "user", "content": html.escape(message, quote=False)},
+                                           {"role": "assistant", "content": "…"}]
+        yield list(state.messages), gr.skip(), state, ""
+        final: Answer | None = None
+        buf = ""
+        try:
+            for ev in state.session.ask_stream(message):
+                if isinstance(ev, Answer):
+                    final = ev
+                else:
+                    buf += ev
+                    state.messages[-1] = {"role": "assistant", "content": render.streaming_html(buf)}
+                    yield list(state.messages), gr.skip(), state, ""
+        except Exception as exc:  # noqa: BLE001 - a failing backend must not take the app down
+            log.exception("chat turn failed")
+            state.answers.append(None)
+            msg = f"Something went wrong answering this question ({type(exc).__name__}: {exc})."
+            state.messages[-1] = {"role": "assistant", "content": "⚠️ " + html.escape(msg, quote=False)}
+            yield list(state.messages), render.error_panel(msg), state, ""
+            return
+        assert final is not None
+        state.answers.append(final)
+        text = render.answer_html(final.answer, turn, [src.n for src in final.sources])
+        if final.notice:
+            text += "\n\n> ⚠️ " + html.escape(final.notice, quote=False)
+        state.messages[-1] = {"role": "assistant", "content": text}
+        yield list(state.messages), render.sources_html(final, turn), state, ""
+
+    def show_turn(state: ChatState | None, turn: int) -> Any:
+        if state is None or not 0 <= turn < len(state.answers):
+            return gr.skip()
+        ans = state.answers[turn]
+        return render.sources_html(ans, turn) if ans else gr.skip()
+
+    def on_cite_request(request: str, state: ChatState | None) -> Any:
+        try:  # "pc-src-<turn>-<n>@<nonce>"
+            turn = int((request or "").split("@")[0].split("-")[2])
+        except (IndexError, ValueError):
+            return gr.skip()
+        return show_turn(state, turn)
+
+    def on_select(state: ChatState | None, evt: gr.SelectData) -> Any:
+        if state is None:
+            return gr.skip()
+        idx = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        if not isinstance(idx, int) or idx >= len(state.messages) or state.messages[idx]["role"] != "assistant":
+            return gr.skip()
+        turn = sum(1 for m in state.messages[:idx] if m["role"] == "assistant")
+        return show_turn(state, turn)
+
+    def clear() -> tuple[Any, ...]:
+        return [], render.EMPTY_PANEL, None
+
+    # --- add papers -----------------------------------------------------------------
+    def add_papers(files: list[str] | None, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+        if not files:
+            return ("Choose one or more files first.", *collection_views())
+        with tempfile.TemporaryDirectory(prefix="paperchat-upload-") as tmp:
+            staged = uploads.stage(list(files), Path(tmp))
+            parts = []
+            if staged.files:
+                progress(0, desc="Reading, chunking and embedding")
+                report = engine.ingest(list(staged.files),
+                                       on_progress=lambda n, _: progress((n, None), desc=f"{n} records read"))
+                parts.append(render.report_markdown(report.to_dict(), staged.files))
+            if staged.refused:
+                parts.append("Files refused:\n" + "\n".join(f"- {html.escape(r)}" for r in staged.refused))
+        return ("\n\n".join(parts), *collection_views())
+
+    # --- backend settings -------------------------------------------------------------
+    def llm_fields(backend: str, base_url: str, model: str, api_key: str, gguf: str, timeout: float
+                   ) -> dict[str, Any]:
+        fields: dict[str, Any] = {"llm": backend, "llm_base_url": (base_url or "").strip() or None,
+                                  "llm_model": (model or "").strip() or s.llm_model,
+                                  "llm_gguf": (gguf or "").strip() or None}
+        if timeout:
+            fields["llm_timeout"] = float(timeout)
+        if api_key:
+            fields["llm_api_key"] = api_key
+        return fields
+
+    def test_connection(*args: Any) -> str:
+        ok, msg = engine.check_llm(**llm_fields(*args))
+        return ("✅ " if ok else "❌ ") + html.escape(msg)
+
+    def apply_settings(*args: Any) -> tuple[str, str]:
+        try:
+            engine.configure_llm(**llm_fields(*args))
+        except Exception as exc:  # noqa: BLE001 - shown to the user; the current backend stays
+            return f"❌ not applied: {html.escape(str(exc))}", render.stats_markdown(engine.stats())
+        return (f"✅ answers now come from **{engine.settings.llm}** (if it fails, the offline extractive "
+                "answer is shown with a notice)", render.stats_markdown(engine.stats()))
+
+    # --- layout ---------------------------------------------------------------------------
+    with gr.Blocks(title="paperchat", analytics_enabled=False, fill_width=True) as demo:
+        state = gr.State(None)
+        gr.Markdown("## paperchat · ask your papers, get cited answers")
+        with gr.Tabs():
+            with gr.Tab("Chat", id="chat"):
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=3):
+                        chatbot = gr.Chatbot(label="Conversation", height=520, elem_id="pc-chat",
+                                             buttons=["copy"], feedback_options=None,
+                                             placeholder="Ask about the indexed papers. Answers cite them as [n]; "
+                                                         "click a marker to see its evidence.")
+                        with gr.Row():
+                            question = gr.Textbox(show_label=False, placeholder="Ask a question…", scale=5,
+                                                  elem_id="pc-question", max_length=2000, submit_btn=False)
+                            send = gr.Button("Ask", variant="primary", scale=1, elem_id="pc-send")
+                        examples = gr.Dataset(components=[question], label="Example questions",
+                                              samples=[[q] for q in engine.example_questions(4)],
+                                              elem_id="pc-examples")
+                        with gr.Accordion("Retrieval controls", open=False):
+                            with gr.Row():
+                                k = gr.Slider(1, 20, value=s.top_k, step=1, label="Papers to use (k)")
+                                year_from = gr.Number(label="Year from", precision=0, value=None)
+                                year_to = gr.Number(label="Year to", precision=0, value=None)
+                            categories = gr.Dropdown(choices=[], multiselect=True, label="Categories",
+                                                     info="keep papers in any of these")
+                            papers = gr.Dropdown(choices=[], multiselect=True, label="Restrict to papers",
+                                                 info="answer only from these papers")
+                        clear_btn = gr.Button("New conversation", size="sm")
+                    with gr.Column(scale=2):
+                        sources = gr.HTML(render.EMPTY_PANEL, elem_id="pc-sources", label="Sources")
+                cite_request = gr.Textbox(visible="hidden", elem_id="pc-cite-request")
+            with gr.Tab("Add papers", id="add"):
+                gr.Markdown(f"Upload JSONL/JSON, CSV/TSV with a header, arXiv metadata, a BEIR `corpus.jsonl` or a "
+                            f"Daily Papers page (any of them gzipped), up to {uploads.MAX_UPLOAD} each. "
+                            "Re-adding the same papers changes nothing.")
+                files = gr.File(file_count="multiple", file_types=uploads.FILE_TYPES, label="Paper files",
+                                elem_id="pc-upload")
+                add_btn = gr.Button("Add to collection", variant="primary", elem_id="pc-add")
+                report = gr.Markdown(elem_id="pc-report")
+            with gr.Tab("Collection", id="collection"):
+                stats_md = gr.Markdown(elem_id="pc-stats")
+                search = gr.Textbox(label="Search papers", placeholder="title, author, id or category",
+                                    elem_id="pc-search")
+                table = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, wrap=True, elem_id="pc-table",
+                                     max_height=560)
+            with gr.Tab("Settings", id="settings"):
+                gr.Markdown("Answer backend for everyone using this server. A failing LLM never stops the app: "
+                            "answers fall back to the offline extractive backend, with a notice.")
+                with gr.Row():
+                    backend = gr.Radio(["extractive", "openai", "gguf"], value=s.llm, label="Backend")
+                    timeout = gr.Number(value=s.llm_timeout, label="Timeout (s)", minimum=1)
+                base_url = gr.Textbox(value=s.llm_base_url or "", label="Base URL (OpenAI-compatible server)",
+                                      elem_id="pc-base-url",
+                                      placeholder="http://127.0.0.1:8080/v1")
+                model = gr.Textbox(value=s.llm_model, label="Model")
+                api_key = gr.Textbox(value="", type="password", label="API key",
+                                     placeholder="(set)" if s.llm_api_key else "(none)")
+                gguf = gr.Textbox(value=str(s.llm_gguf or ""), label="GGUF model file (gguf backend)")
+                with gr.Row():
+                    test_btn = gr.Button("Test connection", elem_id="pc-test")
+                    apply_btn = gr.Button("Apply", variant="primary", elem_id="pc-apply")
+                llm_status = gr.Markdown(elem_id="pc-llm-status")
+
+        # --- events ------------------------------------------------------------------------
+        chat_inputs = [question, state, k, year_from, year_to, categories, papers]
+        chat_outputs = [chatbot, sources, state, question]
+        send.click(respond, chat_inputs, chat_outputs, api_name="chat", concurrency_limit=CHAT_CONCURRENCY,
+                   concurrency_id="chat")
+        question.submit(respond, chat_inputs, chat_outputs, api_visibility="private",
+                         concurrency_limit=CHAT_CONCURRENCY, concurrency_id="chat")
+        examples.click(lambda row: row[0] if row else "", examples, question, api_visibility="private")
+        clear_btn.click(clear, None, [chatbot, sources, state], api_visibility="private")
+        chatbot.clear(clear, None, [chatbot, sources, state], api_visibility="private")
+        chatbot.select(on_select, state, sources, api_visibility="private")
+        cite_request.change(on_cite_request, [cite_request, state], sources, api_visibility="private")
+
+        views = [stats_md, table, categories, papers, examples]
+        add_btn.click(add_papers, files, [report, *views], api_name="add_papers", concurrency_limit=1,
+                      concurrency_id="ingest")
+        search.change(search_papers, search, table, api_visibility="private", trigger_mode="always_last")
+        llm_inputs = [backend, base_url, model, api_key, gguf, timeout]
+        test_btn.click(test_connection, llm_inputs, llm_status, api_visibility="private", concurrency_limit=2)
+        apply_btn.click(apply_settings, llm_inputs, [llm_status, stats_md], api_visibility="private",
+                        concurrency_limit=1)
+        demo.load(collection_views, None, views, api_visibility="private")
+    return demo
+
+
+def serve(engine: Any, host: str = "127.0.0.1", port: int = 7860, no_auth: bool = False) -> int:
+    """Index the sample papers if the collection is empty, then serve the UI until interrupted."""
+    try:
+        pairs = resolve_auth(host, no_auth, os.environ.get(AUTH_ENV))
+    except (AuthError, OSError) as exc:
+        print(f"paperchat serve: {exc}", file=sys.stderr)
+        return 2
+    if not pairs and not is_loopback(host):
+        print(f"paperchat serve: WARNING: serving on {host} without auth (--no-auth)", file=sys.stderr)
+    if engine.stats()["papers"] == 0:
+        if SAMPLE_DIR.is_dir():
+            print(f"paperchat serve: the collection is empty; indexing the sample papers in {SAMPLE_DIR}",
+                  file=sys.stderr)
+            print(engine.ingest([SAMPLE_DIR]).summary(), file=sys.stderr)
+        else:
+            print("paperchat serve: the collection is empty; add papers on the 'Add papers' tab", file=sys.stderr)
+    demo = build_app(engine)
+    demo.queue(default_concurrency_limit=2, max_size=256)
+    print(f"paperchat serve: http://{host}:{port}" + (" (login required)" if pairs else ""), file=sys.stderr,
+          flush=True)
+    demo.launch(server_name=host, server_port=port, share=False, inbrowser=False,
+                auth=checker(pairs) if pairs else None, auth_message="paperchat: sign in",
+                max_file_size=uploads.MAX_UPLOAD, theme=theme(), css=CSS, head=HEAD, ssr_mode=False,
+                pwa=False, mcp_server=False, enable_monitoring=False, footer_links=["api", "settings"],
+                show_error=False, quiet=True)
+    return 0

@@ -1,0 +1,83 @@
+"""Uploaded files: type and size checks, and copies under safe names (an uploaded name is never a path)."""
+
+from __future__ import annotations
+
+import gzip
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+MAX_UPLOAD = "50mb"  # the same limit for Gradio's launch(max_file_size=...)
+SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".txt")
+ALLOWED = tuple(SUFFIXES) + tuple(s + ".gz" for s in SUFFIXES)
+FILE_TYPES = [*SUFFIXES, ".gz"]  # for gr.File(file_types=...): what the browser's picker offers
+
+
+def display_name(name: str) -> str:
+    """A name safe to show: the last path component, printable characters only, at most 80."""
+    base = re.split(r"[\\/]", name or "")[-1]
+    base = re.sub(r"[^\w.\- ()+]", "_", base).strip() or "upload"
+    return base[:80]
+
+
+def allowed_suffix(name: str) -> str | None:
+    """The allowed suffix the name ends with (.jsonl, .csv.gz, ...), or None."""
+    low = (name or "").lower()
+    return next((s for s in sorted(ALLOWED, key=len, reverse=True) if low.endswith(s)), None)
+
+
+def _looks_ok(path: Path, suffix: str) -> str | None:
+    """Why the content does not match its type, or None."""
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if suffix.endswith(".gz"):
+        if not head.startswith(b"\x1f\x8b"):
+            return "not a gzip file"
+        try:
+            with gzip.open(path, "rb") as gz:
+                head = gz.read(4096)
+        except (OSError, EOFError) as exc:
+            return f"unreadable gzip ({exc})"
+    if b"\x00" in head:
+        return "binary content, expected text"
+    return None
+
+
+@dataclass
+class Staged:
+    """Uploads copied into `directory`: staged path -> shown name, and the files refused."""
+
+    directory: Path
+    files: dict[str, str] = field(default_factory=dict)
+    refused: list[str] = field(default_factory=list)
+
+
+def stage(uploads: list[str], directory: Path, max_bytes: int = MAX_UPLOAD_BYTES) -> Staged:
+    """Check each upload and copy the good ones to `directory/upload-NNN<suffix>`."""
+    out = Staged(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for i, src in enumerate(uploads):
+        shown = display_name(str(src))
+        suffix = allowed_suffix(shown)
+        if suffix is None:
+            out.refused.append(f"{shown}: unsupported file type (allowed: {', '.join(ALLOWED)})")
+            continue
+        path = Path(src)
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            out.refused.append(f"{shown}: cannot read upload ({exc.strerror})")
+            continue
+        if size > max_bytes:
+            out.refused.append(f"{shown}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit")
+            continue
+        why = _looks_ok(path, suffix)
+        if why:
+            out.refused.append(f"{shown}: {why}")
+            continue
+        dest = directory / f"upload-{i:03d}{suffix}"
+        shutil.copyfile(path, dest)
+        out.files[str(dest)] = shown
+    return out
