@@ -1,0 +1,83 @@
+"""`paperchat eval retrieval --beir DIR --split train|test`: BEIR retrieval metrics in a throwaway collection."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from eval.beir import find, load_qrels, load_queries
+from eval.metrics import percentile, ranking_report
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--beir", type=Path, required=True, help="BEIR folder (corpus.jsonl[.gz], queries.jsonl, qrels/)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--mode", choices=["bm25", "dense", "hybrid"], default="hybrid")
+    p.add_argument("--out", type=Path, help="write metrics and top-100 rankings as JSON")
+    p.add_argument("--limit", type=int, help="evaluate only the first N queries")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="settings override, e.g. rrf_k=30")
+
+
+def build_engine(beir: Path, home: Path, overrides: dict[str, Any]) -> Any:
+    """A Paperchat over the BEIR corpus in `home`, sharing the user's embedding cache."""
+    from rag.engine import Paperchat
+    from rag.settings import Settings
+
+    user = Settings()
+    pc = Paperchat(home=home, collection="beir", cache_dir=user.cache_path.parent, **overrides)
+    t = time.perf_counter()
+    report = pc.ingest([find(beir, "corpus.jsonl")], progress=True)
+    print(f"indexed {report.papers_total} docs, {report.chunks_total} chunks in {time.perf_counter() - t:.1f} s",
+          file=sys.stderr)
+    return pc
+
+
+def evaluate(pc: Any, queries: dict[str, str], qrels: dict[str, dict[str, int]], mode: str,
+             depth: int = 100) -> tuple[dict[str, float], dict[str, list[str]]]:
+    """Metrics and rankings for one retrieval mode over the queries."""
+    from tqdm import tqdm
+
+    retriever = pc.retriever(mode, top_k=depth)
+    rankings: dict[str, list[str]] = {}
+    lat: list[float] = []
+    for qid, text in tqdm(queries.items(), desc=f"queries ({mode})", file=sys.stderr):
+        t = time.perf_counter()
+        hits = retriever.hits(text, top_k=depth)
+        lat.append((time.perf_counter() - t) * 1000)
+        rankings[qid] = [h.paper_id for h in hits]
+    metrics = ranking_report(rankings, qrels)
+    metrics["latency_p50_ms"] = round(percentile(lat, 50), 2)
+    metrics["latency_p95_ms"] = round(percentile(lat, 95), 2)
+    return metrics, rankings
+
+
+def parse_sets(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    qrels = load_qrels(args.beir, args.split)
+    queries = load_queries(args.beir, set(qrels))
+    if args.limit:
+        queries = dict(list(queries.items())[: args.limit])
+    with tempfile.TemporaryDirectory(prefix="paperchat-beir-") as tmp:
+        t0 = time.perf_counter()
+        pc = build_engine(args.beir, Path(tmp), parse_sets(args.set))
+        index_s = time.perf_counter() - t0
+        metrics, rankings = evaluate(pc, queries, qrels, args.mode)
+    metrics["index_seconds"] = round(index_s, 1)
+    print(json.dumps({"mode": args.mode, "split": args.split, **metrics}, indent=1))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"mode": args.mode, "split": args.split, "beir": str(args.beir),
+                                        "settings": pc.settings.redacted(), **metrics, "rankings": rankings}))
+    return 0
