@@ -61,6 +61,8 @@ class HybridRetriever(BaseRetriever):
         res = self.vector_store.query(q)
         pairs = []
         for node, sim in zip(res.nodes or [], res.similarities or []):
+            if "paper_id" not in node.metadata:  # a chunk mid-write by a concurrent ingest
+                continue
             cos = 1.0 + math.log(max(sim, 1e-12))  # ChromaVectorStore reports exp(-cosine distance)
             pairs.append((str(node.metadata["paper_id"]), cos))
         return aggregate_max(pairs)
