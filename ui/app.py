@@ -254,10 +254,12 @@ def build_app(engine: Any) -> gr.Blocks:
                                 k = gr.Slider(1, 20, value=s.top_k, step=1, label="Papers to use (k)")
                                 year_from = gr.Number(label="Year from", precision=0, value=None)
                                 year_to = gr.Number(label="Year to", precision=0, value=None)
+                            # choices are refreshed on load and after each ingest; values outside them
+                            # (API clients) are allowed and simply match nothing
                             categories = gr.Dropdown(choices=[], multiselect=True, label="Categories",
-                                                     info="keep papers in any of these")
+                                                     info="keep papers in any of these", allow_custom_value=True)
                             papers = gr.Dropdown(choices=[], multiselect=True, label="Restrict to papers",
-                                                 info="answer only from these papers")
+                                                 info="answer only from these papers", allow_custom_value=True)
                         clear_btn = gr.Button("New conversation", size="sm")
                     with gr.Column(scale=2):
                         sources = gr.HTML(render.EMPTY_PANEL, elem_id="pc-sources", label="Sources")

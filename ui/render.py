@@ -61,6 +61,8 @@ def _spans(text: str, quote: str) -> list[tuple[int, int]]:
         return []
     # whitespace, punctuation or case may differ between the stored abstract and the quote
     pattern = r"\W+".join(re.escape(w) for w in words)
+    if re.search(r"[^\w\s]$", quote):
+        pattern += r"[^\w\s]?"  # keep the quote's final punctuation inside the mark
     m = re.search(pattern, text, re.I)
     return [(m.start(), m.end())] if m else []
 
