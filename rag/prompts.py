@@ -61,9 +61,10 @@ Standalone question:"""
 # Tokens reserved for chat-template overhead per message, and a safety factor for the gap between
 # tiktoken's cl100k counts and the serving model's own tokenizer (SmolLM2 and Qwen count ~10-20% more
 # tokens on scientific text).
-TEMPLATE_OVERHEAD = 64
+TEMPLATE_OVERHEAD = 16
 TOKENIZER_SLACK = 0.8
 MIN_SOURCE_TOKENS = 64
+EXAMPLE_MIN_ROOM = 600  # below this many source tokens, the worked example is left out to make room
 
 _TAG = re.compile(r"</?\s*source\b[^>]*>", re.I)
 
@@ -128,21 +129,31 @@ EXAMPLE_MESSAGES = [
 ]
 
 
-def source_budget(question: str, context_window: int, max_tokens: int) -> int:
-    """Tokens left for sources once the system prompt, question and answer are accounted for."""
-    fixed = (count_tokens(SYSTEM_PROMPT) + sum(count_tokens(m["content"]) for m in EXAMPLE_MESSAGES)
-             + count_tokens(USER_TEMPLATE.format(sources="", question=question)))
+def source_budget(question: str, context_window: int, max_tokens: int, example: bool = True) -> int:
+    """Tokens left for sources once the system prompt, (example,) question and answer are accounted for."""
+    fixed = count_tokens(SYSTEM_PROMPT) + count_tokens(USER_TEMPLATE.format(sources="", question=question))
+    if example:
+        fixed += sum(count_tokens(m["content"]) + TEMPLATE_OVERHEAD for m in EXAMPLE_MESSAGES)
     usable = int(context_window * TOKENIZER_SLACK)
-    return usable - fixed - max_tokens - 4 * TEMPLATE_OVERHEAD
+    return usable - fixed - max_tokens - 2 * TEMPLATE_OVERHEAD
 
 
 def answer_messages(question: str, sources: list[Source], context_window: int = 4096,
                     max_tokens: int = 512) -> tuple[list[dict[str, str]], list[Source]]:
-    """Chat messages asking for a cited answer, and the sources that fitted in the context window."""
+    """Chat messages asking for a cited answer, and the sources that fitted in the context window.
+
+    Messages: the rules (system), a worked example (user, assistant) when the window has room for it,
+    then the numbered sources and the question (user).
+    """
     question = " ".join(question.split())
-    fitted = fit_sources(sources, source_budget(question, context_window, max_tokens))
+    budget = source_budget(question, context_window, max_tokens)
+    example = budget >= EXAMPLE_MIN_ROOM
+    if not example:
+        budget = source_budget(question, context_window, max_tokens, example=False)
+    fitted = fit_sources(sources, budget)
     user = USER_TEMPLATE.format(sources=format_sources(fitted), question=question)
-    return [{"role": "system", "content": SYSTEM_PROMPT}, *EXAMPLE_MESSAGES, {"role": "user", "content": user}], fitted
+    shots = EXAMPLE_MESSAGES if example else []
+    return [{"role": "system", "content": SYSTEM_PROMPT}, *shots, {"role": "user", "content": user}], fitted
 
 
 _MARKERS = re.compile(r"\s*\[[\d,\s\-–]+\]")
