@@ -1,0 +1,62 @@
+"""Privacy: with the default settings nothing on the ingest, ask, stats and doctor paths connects to (or even
+looks up) anything but loopback. Every socket connect and every name lookup is recorded; a non-loopback
+one fails the test. (`paperchat eval` and `serve` are covered by their owners' tests.)"""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from rag.cli import main
+from rag.engine import Paperchat
+from tests.conftest import ROOT, NetworkGuard
+
+PAPERS = ROOT / "tests" / "data" / "questions" / "papers.jsonl"
+LOCAL_NAMES = {"localhost", "127.0.0.1", "::1", "0.0.0.0", ""}
+
+
+@pytest.fixture
+def lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Names passed to getaddrinfo (a DNS query leaks the host you are about to contact)."""
+    seen: list[str] = []
+    real = socket.getaddrinfo
+
+    def record(host, *args, **kw):  # type: ignore[no-untyped-def]
+        seen.append(str(host or ""))
+        if seen[-1] not in LOCAL_NAMES and not seen[-1].startswith("127."):
+            raise OSError(f"test network guard: refused lookup of {host!r}")
+        return real(host, *args, **kw)
+
+    monkeypatch.setattr(socket, "getaddrinfo", record)
+    return seen
+
+
+def test_ingest_ask_stats_doctor_stay_on_loopback(tmp_path: Path, network_guard: NetworkGuard, lookups: list[str],
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    pc = Paperchat()  # default settings (PAPERCHAT_HOME is a temp dir; no LLM configured)
+    assert pc.ingest([PAPERS]).added == 6
+    assert not pc.ask("Why does grokking happen in deep networks?").abstained
+    for _ in pc.ask_stream("How can a fact in a language model be edited?"):
+        pass
+    pc.retrieve("speech synthesis", k=3)
+    # the command line, the same way a user runs it (ingest of an empty file still opens everything)
+    f = tmp_path / "empty.jsonl"
+    f.write_text("")
+    assert main(["ingest", str(f), "--quiet"]) == 1
+    assert main(["ask", "What is grokking?", "--json"]) == 0
+    assert main(["stats", "--json"]) == 0
+    assert main(["doctor"]) == 0
+    capsys.readouterr()
+    assert network_guard.outside() == [], f"non-loopback connects: {network_guard.outside()}"
+    assert [h for h in lookups if h not in LOCAL_NAMES and not h.startswith("127.")] == []
+
+
+def test_the_guard_itself_catches_an_outside_connect(network_guard: NetworkGuard, lookups: list[str]) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s, pytest.raises(OSError, match="network guard"):
+        s.connect(("192.0.2.1", 443))  # TEST-NET-1: never routed
+    with pytest.raises(OSError, match="network guard"):
+        socket.getaddrinfo("example.com", 443)
+    assert network_guard.outside() == [("192.0.2.1", 443)] and lookups == ["example.com"]
