@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from eval.qa_metrics import claims
 from rag.settings import Settings
@@ -28,12 +29,20 @@ _YES = re.compile(r"^\W*(yes|supported|true)\b", re.I)
 _NO = re.compile(r"^\W*(no|not|unsupported|false)\b", re.I)
 
 
-class LLMJudge:
-    """Asks a chat model, claim by claim, whether the cited sources support it."""
+Complete = Callable[[list[dict[str, str]], int], str]  # (chat messages, max tokens) -> reply text
 
-    def __init__(self, client: Any, model: str, name: str, max_chars: int = 6000) -> None:
-        self.client = client
-        self.model = model
+
+class LLMJudge:
+    """Asks a chat model, claim by claim, whether the cited sources support it.
+
+    Args:
+        complete: sends chat messages and returns the reply text, e.g. the answerer's own `complete`
+            method (its client, retries and key redaction) or `openai_complete(client, model)`.
+        name: what the report says the judge was (backend:model@url).
+    """
+
+    def __init__(self, complete: Complete, name: str, max_chars: int = 6000) -> None:
+        self.complete = complete
         self.name = name
         self.max_chars = max_chars
         self.errors = 0
@@ -44,13 +53,11 @@ class LLMJudge:
         body = "\n\n".join(f"[{i}] {t}" for i, t in enumerate(sources, start=1))[: self.max_chars]
         self.calls += 1
         try:
-            resp = self.client.chat.completions.create(
-                model=self.model, temperature=0, max_tokens=4,
-                messages=[{"role": "user", "content": JUDGE_PROMPT.format(sources=body, claim=claim)}])
-            text = (resp.choices[0].message.content or "").strip()
+            text = self.complete([{"role": "user", "content": JUDGE_PROMPT.format(sources=body, claim=claim)}], 4)
         except Exception:  # noqa: BLE001 - a judge failure must not end the evaluation run
             self.errors += 1
             return None
+        text = (text or "").strip()
         if _YES.match(text):
             return True
         if _NO.match(text):
@@ -74,26 +81,49 @@ class LLMJudge:
         return sum(verdicts) / len(verdicts) if verdicts else None
 
 
+def openai_complete(client: Any, model: str) -> Complete:
+    """A `complete` function over an openai.OpenAI client (temperature 0)."""
+
+    def complete(messages: list[dict[str, str]], max_tokens: int) -> str:
+        resp = client.chat.completions.create(model=model, messages=messages, temperature=0, max_tokens=max_tokens)
+        return resp.choices[0].message.content or ""
+
+    return complete
+
+
+def _where(url: str | None) -> str:
+    if not url:
+        return "api.openai.com"
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"  # no credentials
+
+
 def make_judge(settings: Settings, answerer: Any = None) -> LLMJudge | None:
     """An LLM judge for the configured backend, or None for the extractive backend or when none can be built.
 
-    The base URL is the answerer's own (`base_url` attribute, duck-typed: the GGUF answerer's local
-    llama.cpp server) or `settings.llm_base_url`; the key is `settings.llm_api_key` or OPENAI_API_KEY.
+    Duck-typed on the answerer: one with a `complete(messages, max_tokens)` method (the OpenAI-protocol and
+    GGUF answerers) is reused as is; otherwise an openai client is built from the settings
+    (`llm_base_url`, `llm_api_key` or OPENAI_API_KEY).
     """
     if settings.llm == "extractive":
+        return None
+    model = str(getattr(answerer, "model", None) or settings.llm_model)
+    url = getattr(answerer, "base_url", None)
+    if callable(getattr(answerer, "complete", None)):
+        try:
+            url = url() if callable(url) else url  # the GGUF answerer starts its server here
+        except Exception:  # noqa: BLE001 - no server, no judge
+            return None
+        return LLMJudge(lambda m, n: answerer.complete(m, max_tokens=n), f"{getattr(answerer, 'name', settings.llm)}:"
+                        f"{model}@{_where(url or settings.llm_base_url)}")
+    base_url = (url() if callable(url) else url) or settings.llm_base_url
+    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else os.environ.get("OPENAI_API_KEY")
+    if (settings.llm == "gguf" and not base_url) or (not base_url and not key):
         return None
     try:
         from openai import OpenAI
     except ImportError:
         return None
-    base_url = getattr(answerer, "base_url", None) or settings.llm_base_url
-    if settings.llm == "gguf" and not base_url:
-        return None
-    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else os.environ.get("OPENAI_API_KEY")
-    if not base_url and not key:
-        return None
     client = OpenAI(base_url=str(base_url) if base_url else None, api_key=key or "not-needed",
                     timeout=settings.llm_timeout, max_retries=settings.llm_retries)
-    model = str(getattr(answerer, "model", None) or settings.llm_model)
-    where = base_url or "api.openai.com"
-    return LLMJudge(client, model, name=f"{settings.llm}:{model}@{where}")
+    return LLMJudge(openai_complete(client, model), name=f"{settings.llm}:{model}@{_where(base_url)}")

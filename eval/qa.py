@@ -125,7 +125,7 @@ def _row(item: Any, hits: list[Any], ans: Any, metrics: dict[str, Any], timings:
     row: dict[str, Any] = {
         "qid": item.qid, "kind": item.kind, "question": item.question, "gold_ids": item.gold_ids,
         "gold_titles": item.gold_titles, "gold_ranks": M.gold_ranks([h.paper_id for h in hits], item.gold_ids),
-        "retrieved": [{"paper_id": h.paper_id, "title": h.title[:70], "score": h.score, "dense": h.dense} for h in hits],
+        "retrieved": [{"paper_id": h.paper_id, "dense": h.dense, "title": h.title[:60]} for h in hits],
         "best_dense_top10": max((h.dense for h in hits), default=None),
     }
     if item.extra:
@@ -188,8 +188,8 @@ def run_qa(dataset: str | Path | QADataset, out: str | Path | None = None, confi
     base = settings or Settings()
     if config:
         base = Settings(**{**base.model_dump(exclude_unset=True), **config})
-    ds = dataset if isinstance(dataset, QADataset) else load_dataset(dataset, [Path(c) for c in corpus] if corpus else None)
-    if corpus and isinstance(dataset, QADataset):
+    ds = dataset if isinstance(dataset, QADataset) else load_dataset(dataset)
+    if corpus:  # replaces the dataset's own corpus
         ds.corpus_paths, ds.corpus_records = [Path(c) for c in corpus], []
     ds.limit(limit)
     if not ds.items:

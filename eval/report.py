@@ -172,7 +172,7 @@ def plots(out: Path, res: Any) -> list[Path]:
         ax.legend(fontsize=7, loc="lower right")
         fig.tight_layout()
         files.append(out / "metrics.png")
-        fig.savefig(files[-1], dpi=110)
+        fig.savefig(files[-1], dpi=90)
         plt.close(fig)
     rows = [r for r in res.rows if r.get("timings_ms")]
     if rows:
@@ -187,7 +187,7 @@ def plots(out: Path, res: Any) -> list[Path]:
         ax.legend(fontsize=7)
         fig.tight_layout()
         files.append(out / "latency.png")
-        fig.savefig(files[-1], dpi=110)
+        fig.savefig(files[-1], dpi=90)
         plt.close(fig)
     ans = [r["best_dense"] for r in res.rows if r.get("best_dense") is not None and r["kind"] != "out_of_corpus"]
     ooc = [r["best_dense"] for r in res.rows if r.get("best_dense") is not None and r["kind"] == "out_of_corpus"]
@@ -205,7 +205,7 @@ def plots(out: Path, res: Any) -> list[Path]:
         ax.legend(fontsize=7)
         fig.tight_layout()
         files.append(out / "dense.png")
-        fig.savefig(files[-1], dpi=110)
+        fig.savefig(files[-1], dpi=90)
         plt.close(fig)
     return files
 

@@ -13,7 +13,7 @@ import pytest
 
 from eval.datasets_loaders import (PUBMEDQA, SEED_QA, QAItem, load_beir_claims, load_dataset, load_pubmedqa,
                                    load_qa_jsonl, resolve_gold_titles)
-from eval.faithfulness import LLMJudge, make_judge
+from eval.faithfulness import LLMJudge, make_judge, openai_complete
 from eval.qa import parse_config
 from rag.settings import Settings
 
@@ -185,7 +185,7 @@ class _FakeChat:
 
 def test_llm_judge_with_fake_client() -> None:
     fake = _FakeChat()
-    judge = LLMJudge(fake, "m", "fake")
+    judge = LLMJudge(openai_complete(fake, "m"), "fake")
     texts = {1: "Grokking is delayed generalization.", 2: "Other."}
     assert judge.faithfulness("Grokking is delayed [1]. Cats fly [2]. Uncited claim here.", texts) == pytest.approx(1 / 3)
     assert len(fake.prompts) == 2  # the uncited sentence is unsupported without asking
@@ -197,7 +197,24 @@ def test_llm_judge_with_fake_client() -> None:
 def test_make_judge_only_for_llm_backends() -> None:
     assert make_judge(Settings(llm="extractive")) is None
     assert make_judge(Settings(llm="gguf")) is None  # no server known
-    judge = make_judge(Settings(llm="openai", llm_base_url="http://127.0.0.1:9/v1", llm_model="tiny"))
-    assert judge is not None and judge.name == "openai:tiny@http://127.0.0.1:9/v1"
-    ans = SimpleNamespace(base_url="http://127.0.0.1:8/v1")  # duck-typed: the GGUF answerer's local server
-    assert make_judge(Settings(llm="gguf"), ans).name.endswith("@http://127.0.0.1:8/v1")  # type: ignore[union-attr]
+    judge = make_judge(Settings(llm="openai", llm_base_url="http://user:pw@127.0.0.1:9/v1", llm_model="tiny"))
+    assert judge is not None and judge.name == "openai:tiny@http://127.0.0.1:9/v1"  # no credentials in reports
+
+
+def test_make_judge_reuses_the_answerers_complete() -> None:
+    calls: list[tuple[object, int]] = []
+
+    class Answerer:  # duck-typed like OpenAIAnswerer / GGUFAnswerer
+        name, model = "gguf", "smollm2"
+
+        def base_url(self) -> str:
+            return "http://127.0.0.1:8/v1"
+
+        def complete(self, messages: object, max_tokens: int = 128) -> str:
+            calls.append((messages, max_tokens))
+            return "yes"
+
+    judge = make_judge(Settings(llm="gguf"), Answerer())
+    assert judge is not None and judge.name == "gguf:smollm2@http://127.0.0.1:8/v1"
+    assert judge.faithfulness("Grokking is delayed [1].", {1: "Grokking is delayed."}) == 1.0
+    assert calls and calls[0][1] == 4
