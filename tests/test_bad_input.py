@@ -19,6 +19,7 @@ from ingest.readers import read_path
 from ingest.store import ChunkStore, make_client
 from rag.cli import main
 from tests.conftest import ROOT
+from tests.shared_model import embedding_model
 
 BAD = ROOT / "tests" / "data" / "bad"
 
@@ -49,7 +50,7 @@ class World:
 def world(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> World:
     """One Chroma client and one embedding model for the module; each case gets its own collection."""
     root = tmp_path_factory.mktemp("bad_home")
-    return World(make_client(root), LocalEmbedding(cache_path=cache_dir / "embeddings.sqlite"), root)
+    return World(make_client(root), embedding_model(cache_dir), root)
 
 
 @dataclass

@@ -22,6 +22,7 @@ from ingest.readers import Located, read_path
 from rag.cli import main
 from rag.engine import Paperchat
 from tests.conftest import ROOT
+from tests.shared_model import embedding_model
 
 TOPICS = ["sparse attention", "graph neural networks", "speech recognition", "protein folding", "code generation",
           "reinforcement learning", "image segmentation", "machine translation", "time series forecasting",
@@ -29,7 +30,7 @@ TOPICS = ["sparse attention", "graph neural networks", "speech recognition", "pr
           "robot manipulation", "recommender systems", "causal inference", "weather prediction", "theorem proving"]
 METHODS = ["a contrastive objective", "mixture of experts", "low-rank adapters", "curriculum learning",
            "knowledge distillation", "state space layers", "self-training", "Bayesian optimisation"]
-N = 150  # records in the kill -9 corpus
+N = 100  # records in the kill -9 corpus
 DATA = ["ImageNet", "LibriSpeech", "WMT", "OGB", "MuJoCo", "HumanEval", "MovieLens", "ERA5", "CASP"]
 
 
@@ -57,10 +58,8 @@ def corpus(n: int, seed: int = 0, changed: float = 0.0) -> list[dict[str, object
 
 @pytest.fixture(scope="module")
 def embed(cache_dir: Path):  # type: ignore[no-untyped-def]
-    """One loaded embedding model for the in-process engines of this module (the children load their own)."""
-    from ingest.embeddings import LocalEmbedding
-
-    return LocalEmbedding(cache_path=cache_dir / "embeddings.sqlite")
+    """One loaded embedding model for the in-process engines (the children load their own)."""
+    return embedding_model(cache_dir)
 
 
 def engine(home: Path, embed) -> Paperchat:  # type: ignore[no-untyped-def]
@@ -118,15 +117,15 @@ def assert_exact(pc: Paperchat, path: Path) -> None:
 
 
 def test_reingest_is_idempotent(tmp_path: Path, embed) -> None:  # type: ignore[no-untyped-def]
-    f = write_jsonl(tmp_path / "c.jsonl", corpus(60))
+    f = write_jsonl(tmp_path / "c.jsonl", corpus(40))
     pc = engine(tmp_path / "h", embed)
     first = pc.ingest([f])
-    assert (first.added, first.records) == (60, 60)
+    assert (first.added, first.records) == (40, 40)
     chunks = pc.store.count()
     for _ in range(2):
         again = pc.ingest([f])
-        assert (again.added, again.updated, again.unchanged, again.chunks_written) == (0, 0, 60, 0)
-        assert (pc.store.count(), len(pc.lexical.ids)) == (chunks, 60)
+        assert (again.added, again.updated, again.unchanged, again.chunks_written) == (0, 0, 40, 0)
+        assert (pc.store.count(), len(pc.lexical.ids)) == (chunks, 40)
     assert_exact(pc, f)
 
 
@@ -158,7 +157,7 @@ def test_query_while_another_process_ingests(tmp_path: Path, embed) -> None:  # 
     home = tmp_path / "home"
     f = write_jsonl(tmp_path / "c.jsonl", corpus(90))
     seed_file = write_jsonl(tmp_path / "seed.jsonl", corpus(6, seed=9))
-    engine(home, embed).ingest([seed_file])  # something to find from the start
+    engine(home, embed).ingest([seed_file])  # the child updates these six (same ids) and adds the rest
     proc = spawn_ingest(f, home, batch=5)
     marker = home / "bm25" / "papers" / DIRTY
     answers = 0
@@ -180,7 +179,7 @@ def test_query_while_another_process_ingests(tmp_path: Path, embed) -> None:  # 
             proc.wait()
     assert proc.returncode == 0, err.decode()[-2000:]
     final = engine(home, embed)
-    assert len(final.lexical.ids) == 96 and check_collection(final.store, final.lexical).ok
+    assert len(final.lexical.ids) == 90 and check_collection(final.store, final.lexical).ok
 
 
 def test_doctor_finds_and_repairs_bm25_disagreements(tmp_path: Path, capsys: pytest.CaptureFixture[str],

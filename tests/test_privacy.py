@@ -4,7 +4,6 @@ one fails the test. (`paperchat eval` and `serve` are covered by their owners' t
 
 from __future__ import annotations
 
-import json
 import socket
 from pathlib import Path
 

@@ -14,6 +14,7 @@ from rag.engine import Paperchat
 from rag.prompts import SYSTEM_PROMPT
 from rag.types import Answer
 from tests.conftest import ROOT
+from tests.shared_model import embedding_model
 
 PAPERS = ROOT / "tests" / "data" / "questions" / "papers.jsonl"
 
@@ -21,6 +22,7 @@ PAPERS = ROOT / "tests" / "data" / "questions" / "papers.jsonl"
 @pytest.fixture(scope="module")
 def pc(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Paperchat:
     engine = Paperchat(home=tmp_path_factory.mktemp("questions_home"), cache_dir=cache_dir)
+    engine._embed = embedding_model(cache_dir)  # the session's loaded model
     report = engine.ingest([PAPERS])
     assert report.added == 6 and not report.rejected
     return engine
