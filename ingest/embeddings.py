@@ -99,6 +99,8 @@ class LocalEmbedding(BaseEmbedding):
     dim: int = BUNDLED_DIM
     _st: Any = PrivateAttr(default=None)
     _cache: EmbeddingCache | None = PrivateAttr(default=None)
+    _cache_dir: Path | None = PrivateAttr(default=None)
+    _onnx: Any = PrivateAttr(default=None)
     _lock: Any = PrivateAttr(default_factory=threading.Lock)
 
     def __init__(self, cache_path: Path | None = None, **kw: Any) -> None:
@@ -108,6 +110,7 @@ class LocalEmbedding(BaseEmbedding):
         super().__init__(**kw)
         if cache_path is not None:
             self._cache = EmbeddingCache(cache_path, self.model_name)
+            self._cache_dir = cache_path.parent
 
     @classmethod
     def class_name(cls) -> str:
@@ -122,7 +125,32 @@ class LocalEmbedding(BaseEmbedding):
                 from sentence_transformers import SentenceTransformer
 
                 self._st = SentenceTransformer(self.model_path, device="cpu")
+                self._ensure_onnx()
             return self._st
+
+    def _ensure_onnx(self) -> None:
+        """Export the ONNX copy used by the query path, once per cache directory (best effort)."""
+        from ingest.onnx_runtime import export_onnx, onnx_path
+
+        if self._cache_dir is None or onnx_path(self._cache_dir, self.model_path).exists():
+            return
+        try:
+            export_onnx(self.model_path, onnx_path(self._cache_dir, self.model_path), self._st)
+        except Exception as exc:  # the torch path still works; only cold start is slower
+            import logging
+
+            logging.getLogger(__name__).warning("ONNX export skipped: %s", exc)
+
+    def _query_encoder(self) -> Any:
+        """The onnxruntime encoder when its exported model exists (no torch import), else None."""
+        with self._lock:
+            if self._onnx is None and self._st is None and self._cache_dir is not None:
+                from ingest.onnx_runtime import OnnxEncoder, onnx_path
+
+                path = onnx_path(self._cache_dir, self.model_path)
+                if path.exists():
+                    self._onnx = OnnxEncoder(self.model_path, path)
+            return self._onnx
 
     def window_tokens(self, text: str) -> int:
         """Wordpieces the model sees for text, special tokens included."""
@@ -131,6 +159,15 @@ class LocalEmbedding(BaseEmbedding):
     def _encode(self, texts: list[str]) -> list[list[float]]:
         if not texts:
             return []
+        enc = self._query_encoder() if len(texts) <= 64 else None  # query-time sizes: skip the torch import
+        if enc is not None:
+            order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+            out: list[list[float]] = [[] for _ in texts]
+            for j in range(0, len(order), 16):
+                idx = order[j:j + 16]
+                for i, vec in zip(idx, enc.encode([texts[i] for i in idx])):
+                    out[i] = vec.astype(np.float32).tolist()
+            return out
         vecs = self._model().encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
                                     convert_to_numpy=True, show_progress_bar=False)
         return vecs.astype(np.float32).tolist()

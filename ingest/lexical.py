@@ -72,7 +72,7 @@ class LexicalIndex:
         """Index docs and persist atomically (write to a temp dir, then swap)."""
         import bm25s
 
-        tmp = self.dir.with_name(self.dir.name + ".tmp")
+        tmp = self.dir.with_name(f"{self.dir.name}.tmp{os.getpid()}-{threading.get_ident()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         if docs:
@@ -84,7 +84,7 @@ class LexicalIndex:
                 "papers": [[d.paper_id, d.year, list(d.categories)] for d in docs]}
         (tmp / "papers.json").write_text(json.dumps(meta))
         with self._lock:
-            old = self.dir.with_name(self.dir.name + ".old")
+            old = self.dir.with_name(f"{self.dir.name}.old{os.getpid()}")
             shutil.rmtree(old, ignore_errors=True)
             if self.dir.exists():
                 os.replace(self.dir, old)

@@ -87,7 +87,10 @@ class Paperchat:
             return self._lexical
 
     def _lexical_matches(self, lex: LexicalIndex) -> bool:
-        lex.load()
+        try:
+            lex.load()
+        except (OSError, ValueError, KeyError):  # unreadable or corrupt BM25 files: rebuild from Chroma
+            return False
         return lex.n_chunks == self.store.count()
 
     def answerer(self) -> Answerer:
