@@ -31,14 +31,15 @@ CHAT_CONCURRENCY = 4  # chat turns served at once; the queue holds the rest
 TABLE_HEADERS = ["paper_id", "title", "authors", "year", "categories"]
 
 CSS = """
-.pc-sources { font-size: 0.92rem; max-height: 680px; overflow-y: auto; padding-right: 4px; }
+.pc-sources { font-size: 0.92rem; max-height: 80vh; overflow-y: auto; padding-right: 4px; }
 .pc-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 8px 10px; margin: 6px 0;
            list-style: none; transition: box-shadow .2s; }
 .pc-card.pc-active { border-color: var(--color-accent); box-shadow: 0 0 0 3px var(--color-accent-soft); }
 .pc-title { font-weight: 600; }
 .pc-n { color: var(--color-accent); }
 .pc-meta { color: var(--body-text-color-subdued); font-size: 0.85em; margin: 2px 0 6px; }
-.pc-abstract { line-height: 1.45; margin: 0; }
+.pc-abstract { line-height: 1.45; margin: 0; max-height: 8.8em; overflow-y: auto; }
+.pc-active .pc-abstract { max-height: 15em; }
 .pc-abstract mark { background: #fde68a; color: #1f2937; padding: 0 2px; border-radius: 2px; }
 .pc-notice { border-radius: 6px; padding: 8px 10px; margin-bottom: 8px; }
 .pc-warn { background: #fef3c7; color: #78350f; }
@@ -57,6 +58,7 @@ HEAD = """<script>
     document.querySelectorAll('.pc-card.pc-active').forEach(function (c) { c.classList.remove('pc-active'); });
     el.classList.add('pc-active');
     el.scrollIntoView({behavior: 'smooth', block: 'nearest'});
+    var m = el.querySelector('mark'); if (m) m.scrollIntoView({block: 'nearest'});
   }
   document.addEventListener('click', function (ev) {
     var a = ev.target && ev.target.closest ? ev.target.closest('a.pc-cite, a[href^="#pc-src-"]') : null;
