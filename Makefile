@@ -1,4 +1,4 @@
-# Two commands: `make run` (set up, index the sample papers, answer a question) and `make test`.
+# Two commands: `make run` (set up, index the sample papers, serve the chat UI) and `make test`.
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 QUESTION ?= Which paper explains why grokking happens in deep networks?
 export PAPERCHAT_HOME ?= .paperchat
 
-.PHONY: run install test test-fast chromium clean
+.PHONY: run ask install test test-fast chromium clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -19,7 +19,10 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/paperchat ingest data/sample
+	$(VENV)/bin/paperchat serve    # indexes data/sample if the collection is empty; http://127.0.0.1:7860
+
+ask: $(STAMP)
+	$(VENV)/bin/paperchat ingest --quiet data/sample
 	$(VENV)/bin/paperchat ask "$(QUESTION)"
 
 chromium:
