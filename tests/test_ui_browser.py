@@ -200,6 +200,8 @@ def test_settings_test_connection_reports_a_dead_llm_without_breaking_chat(brows
     page.fill("#pc-base-url textarea", f"http://127.0.0.1:{port}/v1")
     page.click("#pc-test")
     page.wait_for_function("() => document.querySelector('#pc-llm-status').innerText.includes('❌')")
+    page.click("#pc-apply")  # a backend that cannot answer is never switched to
+    page.wait_for_function("() => document.querySelector('#pc-llm-status').innerText.includes('not applied')")
     _open_tab(page, "Chat", "#pc-send")
     _ask(page, "How do deep networks grok?", 2)  # still answered: the configured backend did not change
 

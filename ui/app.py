@@ -225,8 +225,13 @@ def build_app(engine: Any) -> gr.Blocks:
         return ("✅ " if ok else "❌ ") + html.escape(msg)
 
     def apply_settings(*args: Any) -> tuple[str, str]:
+        fields = llm_fields(*args)
+        ok, msg = engine.check_llm(**fields)  # never switch to a backend that cannot answer
+        if not ok:
+            return (f"❌ not applied, the backend did not answer: {html.escape(msg)}",
+                    render.stats_markdown(engine.stats()))
         try:
-            engine.configure_llm(**llm_fields(*args))
+            engine.configure_llm(**fields)
         except Exception as exc:  # noqa: BLE001 - shown to the user; the current backend stays
             return f"❌ not applied: {html.escape(str(exc))}", render.stats_markdown(engine.stats())
         return (f"✅ answers now come from **{engine.settings.llm}** (if it fails, the offline extractive "
