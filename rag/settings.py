@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,9 +29,11 @@ class Settings(BaseSettings):
     reranker: Literal["none", "cross-encoder", "llm"] = Field("none", description="Rerank step after fusion.")
     reranker_path: Path | None = Field(None, description="Local path of a sentence-transformers CrossEncoder.")
 
-    llm: Literal["extractive", "openai", "gguf"] = Field("extractive", description="Answer backend.")
+    llm: Literal["extractive", "openai", "gguf"] = Field(
+        "extractive", description="Answer backend (unset: gguf when llm_gguf is set, openai when llm_base_url is).")
     llm_base_url: str | None = Field(None, description="OpenAI-compatible base URL (vLLM, Ollama, llama.cpp).")
-    llm_model: str = Field("gpt-4o-mini", description="Model name sent to the OpenAI-protocol server.")
+    llm_model: str = Field("gpt-4o-mini", description="Model name sent to the OpenAI-protocol server "
+                           "(left at the default with a base URL: the server's first listed model).")
     llm_api_key: SecretStr | None = Field(None, description="API key (falls back to OPENAI_API_KEY).")
     llm_gguf: Path | None = Field(None, description="GGUF model file for the local llama.cpp backend.")
     llm_timeout: float = Field(60.0, gt=0, description="Seconds before an LLM request is abandoned.")
@@ -39,6 +41,15 @@ class Settings(BaseSettings):
     llm_temperature: float = Field(0.1, ge=0, le=2, description="Sampling temperature.")
     llm_max_tokens: int = Field(512, ge=16, description="Most tokens in an answer.")
     llm_context: int = Field(4096, ge=512, description="Model context window in tokens (sources are fitted to it).")
+
+    @model_validator(mode="after")
+    def _implied_backend(self) -> Settings:
+        """Setting only a GGUF path or a base URL is enough to pick the backend."""
+        if "llm" not in self.model_fields_set and self.llm == "extractive":
+            implied = "gguf" if self.llm_gguf else "openai" if self.llm_base_url else None
+            if implied:
+                object.__setattr__(self, "llm", implied)
+        return self
 
     @property
     def cache_path(self) -> Path:

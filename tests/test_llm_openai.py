@@ -44,6 +44,7 @@ class FakeOpenAI(ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.script: list[tuple[str, Any]] = []
+        self.models: list[str] = []  # served by GET /v1/models (404 when empty)
         self.requests: list[tuple[dict[str, str], dict[str, Any]]] = []
         self.release = threading.Event()
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
@@ -89,6 +90,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _chunked(self, data: bytes) -> None:
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
+
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path.rstrip("/").endswith("/models") and self.server.models:
+            data = [{"id": m, "object": "model", "created": 1, "owned_by": "x"} for m in self.server.models]
+            self._send(200, json.dumps({"object": "list", "data": data}).encode())
+        else:
+            self._send(404, b'{"error": {"message": "not found"}}')
 
     def do_POST(self) -> None:  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -182,6 +190,32 @@ def test_api_key_falls_back_to_openai_api_key(fake: FakeOpenAI, monkeypatch: pyt
     monkeypatch.setenv("PAPERCHAT_LLM_API_KEY", "sk-from-paperchat-env")
     list(OpenAIAnswerer(Settings(llm="openai", llm_base_url=fake.url)).stream("q?", SOURCES))
     assert fake.requests[-1][0]["Authorization"] == "Bearer sk-from-paperchat-env"
+
+
+def test_default_model_name_becomes_the_servers_model(fake: FakeOpenAI) -> None:
+    fake.models = ["qwen2.5:0.5b", "llama3"]
+    a = make_answerer(Settings(llm_base_url=fake.url), embed=None)  # the URL alone picks the openai backend
+    assert a.name == "openai"
+    list(a.stream("q?", SOURCES))
+    list(a.stream("q?", SOURCES))
+    assert [r[1]["model"] for r in fake.requests] == ["qwen2.5:0.5b", "qwen2.5:0.5b"]
+    fake.requests.clear()
+    list(answerer(fake.url, llm_model="llama3").stream("q?", SOURCES))  # an explicit name is kept
+    assert fake.requests[0][1]["model"] == "llama3"
+    fake.models = []
+    fake.requests.clear()
+    list(OpenAIAnswerer(Settings(llm="openai", llm_base_url=fake.url)).stream("q?", SOURCES))  # no list: keep the name
+    assert fake.requests[0][1]["model"] == "gpt-4o-mini"
+
+
+def test_implied_backend_from_one_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().llm == "extractive"
+    monkeypatch.setenv("PAPERCHAT_LLM_GGUF", "/models/qwen.gguf")
+    assert Settings().llm == "gguf"
+    monkeypatch.delenv("PAPERCHAT_LLM_GGUF")
+    monkeypatch.setenv("PAPERCHAT_LLM_BASE_URL", "http://127.0.0.1:11434/v1")
+    assert Settings().llm == "openai"
+    assert Settings(llm="extractive").llm == "extractive"  # an explicit choice wins
 
 
 def test_no_key_and_no_url_is_a_clear_error_without_network() -> None:

@@ -96,6 +96,8 @@ class OpenAIAnswerer:
         self.settings = settings
         self.name = name
         self.model = model or settings.llm_model
+        # the default model name means "whatever the server serves" when talking to a server by URL
+        self._detect_model = model is None and settings.llm_model == Settings.model_fields["llm_model"].default
         self._base_url = base_url
         self._client_obj: openai.OpenAI | None = None
         self._sleep = sleep
@@ -118,6 +120,19 @@ class OpenAIAnswerer:
                 base_url=url, api_key=self._key or NO_KEY, max_retries=0,  # retries are ours (capped Retry-After)
                 timeout=httpx.Timeout(t, connect=min(t, 10.0)))
         return self._client_obj
+
+    def _resolve_model(self, client: openai.OpenAI) -> str:
+        """The configured model, or with a base URL and the default name, the server's first listed model."""
+        if self._detect_model and self.base_url():
+            self._detect_model = False
+            try:
+                served = [m.id for m in client.with_options(timeout=min(5.0, self.settings.llm_timeout)).models.list()]
+            except Exception:  # noqa: BLE001 - not every server lists models; the request below reports real errors
+                served = []
+            if served and self.model not in served:
+                log.info("using the server's model %s", served[0])
+                self.model = served[0]
+        return self.model
 
     def _redact(self, text: str) -> str:
         if self._key and len(self._key) >= 4:
@@ -188,7 +203,7 @@ class OpenAIAnswerer:
         def attempt() -> Iterator[str]:
             client = self._client()
             resp = client.chat.completions.create(
-                model=self.model, messages=msgs, stream=True,  # type: ignore[arg-type]
+                model=self._resolve_model(client), messages=msgs, stream=True,  # type: ignore[arg-type]
                 temperature=self.settings.llm_temperature, max_tokens=self.settings.llm_max_tokens)
             finished = False
             with resp:
@@ -210,8 +225,9 @@ class OpenAIAnswerer:
         """One non-streamed completion (used for rewriting follow-ups), with the same retries."""
 
         def attempt() -> Iterator[str]:
-            resp = self._client().chat.completions.create(
-                model=self.model, messages=messages, stream=False,  # type: ignore[arg-type]
+            client = self._client()
+            resp = client.chat.completions.create(
+                model=self._resolve_model(client), messages=messages, stream=False,  # type: ignore[arg-type]
                 temperature=0.0, max_tokens=max_tokens)
             if not resp.choices:
                 raise _Retryable(f"malformed response from {safe_url(self.base_url())}")
