@@ -134,7 +134,8 @@ class Paperchat:
                  mode: str = "hybrid") -> list[Source]:
         """The top-k papers for a question as numbered sources (full abstracts)."""
         k = k or self.settings.top_k
-        hits = self.retriever(mode, filters, k).hits(question)
+        rerank = self.settings.reranker != "none"
+        hits = self.retriever(mode, filters, max(k, 20) if rerank else k).hits(question)
         if not hits:
             return []
         papers = self.papers_by_id([h.paper_id for h in hits])
@@ -146,6 +147,11 @@ class Paperchat:
             out.append(Source(n=len(out) + 1, paper_id=h.paper_id, title=p["title"], score=round(h.score, 6),
                               text=p["abstract"], url=p["url"] or None, authors=p["authors"], year=p["year"],
                               date=p["date"], categories=p["categories"], dense=round(h.dense, 4)))
+        if rerank:
+            from rag.retrieval.rerank import make_reranker
+
+            reranker = make_reranker(self.settings, self.answerer())
+            out = reranker.rerank(question, out)[:k] if reranker else out[:k]
         return out
 
     def papers_by_id(self, paper_ids: list[str]) -> dict[str, dict[str, Any]]:
