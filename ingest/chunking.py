@@ -121,7 +121,7 @@ def _node(paper: Paper, i: int, n: int, chunk: str) -> TextNode:
     if paper.year is not None:
         meta["year"] = paper.year
     for cat in paper.categories:
-        meta[f"cat:{cat}"] = True
+        meta[f"cat:{cat}"] = 1  # an int: llama-index MetadataFilter rejects bool values
     return TextNode(
         id_=f"{paper.paper_id}#{paper.content_hash}#{i}",
         text=chunk,

@@ -25,7 +25,7 @@ def to_metadata_filters(f: Filters) -> MetadataFilters | None:
     if f.year_to is not None:
         parts.append(MetadataFilter(key="year", value=f.year_to, operator=FilterOperator.LTE))
     if f.categories:
-        cats = [MetadataFilter(key=f"cat:{c}", value=True, operator=FilterOperator.EQ) for c in f.categories]
+        cats = [MetadataFilter(key=f"cat:{c}", value=1, operator=FilterOperator.EQ) for c in f.categories]
         parts.append(cats[0] if len(cats) == 1 else MetadataFilters(filters=cats, condition=FilterCondition.OR))
     if f.paper_ids:
         parts.append(MetadataFilter(key="paper_id", value=list(f.paper_ids), operator=FilterOperator.IN))
