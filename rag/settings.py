@@ -25,7 +25,8 @@ class Settings(BaseSettings):
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
     dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in fusion.")
     lexical_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in fusion.")
-    min_relevance: float = Field(0.35, description="Abstain when the best paper's dense cosine is below this.")
+    min_relevance: float = Field(0.35, description="Abstain when the best paper's dense cosine is below this "
+                                 "(and up to 0.10 above it unless an abstract has half the question's terms).")
     reranker: Literal["none", "cross-encoder", "llm"] = Field("none", description="Rerank step after fusion.")
     reranker_path: Path | None = Field(None, description="Local path of a sentence-transformers CrossEncoder.")
 
