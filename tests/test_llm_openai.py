@@ -100,7 +100,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.requests.append((dict(self.headers), body))
+        self.server.requests.append(({k.title(): v for k, v in self.headers.items()}, body))
         action, arg = self.server.script.pop(0) if self.server.script else ("stream", ["Hello [1]."])
         if action == "status":  # arg: (status, headers, body)
             status, headers, text = arg
