@@ -14,6 +14,7 @@ SETTING_FLAGS = {  # flag -> Settings field
     "--llm-timeout": "llm_timeout", "--llm-temperature": "llm_temperature", "--llm-max-tokens": "llm_max_tokens",
     "--llm-context": "llm_context", "--llm-retries": "llm_retries",
     "--fusion": "fusion", "--min-relevance": "min_relevance",
+    "--embed-base-url": "embed_base_url", "--embed-model": "embed_model",
 }
 
 

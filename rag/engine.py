@@ -74,6 +74,12 @@ class Paperchat:
     @property
     def embed(self) -> Any:
         with self._lock:
+            if self._embed is None and self.settings.embed_base_url:
+                from ingest.remote_embeddings import RemoteEmbedding
+
+                key = self.settings.llm_api_key.get_secret_value() if self.settings.llm_api_key else None
+                self._embed = RemoteEmbedding(self.settings.embed_base_url, self.settings.embed_model, key,
+                                              cache_path=self.settings.cache_path)
             if self._embed is None:
                 from ingest.embeddings import LocalEmbedding
 
@@ -86,8 +92,11 @@ class Paperchat:
             if self._store is None:
                 from ingest.embeddings import BUNDLED_DIM, BUNDLED_MODEL
 
+                model, dim = BUNDLED_MODEL, BUNDLED_DIM
+                if self.settings.embed_base_url:  # the collection records which model made its vectors
+                    model, dim = f"remote:{self.settings.embed_model}", self.embed.dim
                 client = make_client(self.settings.home, self.settings.chroma_url)
-                self._store = ChunkStore(client, self.settings.collection, BUNDLED_MODEL, BUNDLED_DIM)
+                self._store = ChunkStore(client, self.settings.collection, model, dim)
             return self._store
 
     @property

@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     chroma_url: str | None = Field(None, description="URL of a `chroma run` server; unset = embedded Chroma under home.")
     cache_dir: Path | None = Field(None, description="Embedding cache directory (default: home/cache).")
 
+    embed_base_url: str | None = Field(None, description="OpenAI-protocol /v1/embeddings server (vLLM, TEI, Infinity); unset = the bundled MiniLM.")
+    embed_model: str = Field("all-MiniLM-L6-v2", description="Embedding model name sent to embed_base_url.")
+
     top_k: int = Field(5, ge=1, le=100, description="Papers passed to the answerer.")
     candidates: int = Field(100, ge=10, le=1000, description="Candidates each retriever returns before fusion.")
     fusion: Literal["rrf", "score"] = Field("score", description="How dense and BM25 rankings are combined (score: min-max normalised weighted sum; best on SciFact train).")

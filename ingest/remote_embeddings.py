@@ -1,0 +1,92 @@
+"""Embeddings from any OpenAI-protocol `/v1/embeddings` server (vLLM, TEI, Infinity, OpenAI), batched, retried."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from llama_index.core.bridge.pydantic import PrivateAttr
+
+from ingest.embeddings import EmbeddingCache
+
+
+class RemoteEmbedding(BaseEmbedding):
+    """OpenAI-protocol embeddings, normalised, cached by content hash like the local model."""
+
+    base_url: str = ""
+    batch_size: int = 128
+    retries: int = 3
+    timeout: float = 60.0
+    _client: Any = PrivateAttr(default=None)
+    _cache: EmbeddingCache | None = PrivateAttr(default=None)
+    _dim: int | None = PrivateAttr(default=None)
+
+    def __init__(self, base_url: str, model_name: str, api_key: str | None = None,
+                 cache_path: Path | None = None, **kw: Any) -> None:
+        super().__init__(base_url=base_url, model_name=model_name, embed_batch_size=kw.pop("embed_batch_size", 512), **kw)
+        import openai
+
+        self._client = openai.OpenAI(base_url=base_url, api_key=api_key or "not-needed", timeout=self.timeout,
+                                     max_retries=0)
+        if cache_path is not None:
+            self._cache = EmbeddingCache(cache_path, f"remote:{model_name}")
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "PaperchatRemoteEmbedding"
+
+    @property
+    def dim(self) -> int:
+        """Vector size, probed once from the server."""
+        if self._dim is None:
+            self._dim = len(self._encode(["dimension probe"])[0])
+        return self._dim
+
+    def window_tokens(self, text: str) -> int:
+        """Remote models have their own windows; chunking keeps to the tiktoken budget only."""
+        return 0
+
+    def _call(self, batch: list[str]) -> list[list[float]]:
+        import openai
+
+        for attempt in range(self.retries + 1):
+            try:
+                resp = self._client.embeddings.create(model=self.model_name, input=batch)
+                return [d.embedding for d in sorted(resp.data, key=lambda d: d.index)]
+            except (openai.APIConnectionError, openai.APITimeoutError, openai.RateLimitError,
+                    openai.InternalServerError) as exc:
+                if attempt == self.retries:
+                    raise RuntimeError(f"embedding server {self.base_url} failed: {type(exc).__name__}") from None
+                time.sleep(min(8.0, 0.5 * 2 ** attempt))
+        raise AssertionError("unreachable")
+
+    def _encode(self, texts: list[str]) -> list[list[float]]:
+        out: list[list[float]] = []
+        for i in range(0, len(texts), self.batch_size):
+            vecs = np.asarray(self._call(texts[i:i + self.batch_size]), dtype=np.float32)
+            vecs /= np.linalg.norm(vecs, axis=1, keepdims=True) + 1e-12
+            out.extend(vecs.tolist())
+        return out
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        if self._cache is None:
+            return self._encode(texts)
+        hit = self._cache.get_many(texts)
+        missing = list(dict.fromkeys(t for t in texts if t not in hit))
+        if missing:
+            vecs = self._encode(missing)
+            self._cache.put_many(missing, vecs)
+            hit.update(zip(missing, vecs))
+        return [hit[t] for t in texts]
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self._get_text_embeddings([text])[0]
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return self._encode([query])[0]
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return self._get_query_embedding(query)
