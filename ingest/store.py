@@ -14,6 +14,11 @@ from llama_index.core.vector_stores.utils import node_to_metadata_dict
 PAGE = 5000
 
 
+def paper_id_of(chunk_id: str) -> str:
+    """The paper id inside a chunk id `paper_id#content_hash#i`."""
+    return chunk_id.rsplit("#", 2)[0]
+
+
 class EmbeddingMismatchError(RuntimeError):
     """The collection was built with another embedding model than the one configured."""
 

