@@ -59,3 +59,13 @@ def test_the_guard_itself_catches_an_outside_connect(network_guard: NetworkGuard
     with pytest.raises(OSError, match="network guard"):
         socket.getaddrinfo("example.com", 443)
     assert network_guard.outside() == [("192.0.2.1", 443)] and lookups == ["example.com"]
+
+
+def test_eval_qa_stays_on_loopback(tmp_path: Path, network_guard: NetworkGuard, lookups: list[str]) -> None:
+    """`paperchat eval qa` with default settings (extractive, throwaway collection) opens nothing outside."""
+    from eval.qa import run_qa
+
+    result = run_qa(ROOT / "eval" / "datasets" / "seed_qa.jsonl", out=tmp_path / "out", limit=3, progress=False)
+    assert (tmp_path / "out" / "report.json").exists() and result is not None
+    assert network_guard.outside() == []
+    assert all(h in LOCAL_NAMES or h.startswith("127.") for h in lookups)
