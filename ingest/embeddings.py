@@ -95,7 +95,7 @@ class LocalEmbedding(BaseEmbedding):
     """
 
     model_path: str = ""
-    batch_size: int = 64
+    batch_size: int = 32
     dim: int = BUNDLED_DIM
     _st: Any = PrivateAttr(default=None)
     _cache: EmbeddingCache | None = PrivateAttr(default=None)
@@ -129,17 +129,21 @@ class LocalEmbedding(BaseEmbedding):
             return self._st
 
     def _ensure_onnx(self) -> None:
-        """Export the ONNX copy used by the query path, once per cache directory (best effort)."""
-        from ingest.onnx_runtime import export_onnx, onnx_path
+        """Export the ONNX copy used by the query path, once per cache directory.
+
+        Runs in a background process (start-up of this one is not delayed, and the export's memory,
+        a second model copy plus tracing, never adds to the ingest's peak RSS).
+        """
+        from ingest.onnx_runtime import onnx_path
 
         if self._cache_dir is None or onnx_path(self._cache_dir, self.model_path).exists():
             return
-        try:
-            export_onnx(self.model_path, onnx_path(self._cache_dir, self.model_path), self._st)
-        except Exception as exc:  # the torch path still works; only cold start is slower
-            import logging
+        import subprocess
+        import sys
 
-            logging.getLogger(__name__).warning("ONNX export skipped: %s", exc)
+        subprocess.Popen([sys.executable, "-m", "ingest.onnx_runtime", self.model_path,
+                          str(onnx_path(self._cache_dir, self.model_path))],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
     def _query_encoder(self) -> Any:
         """The onnxruntime encoder when its exported model exists (no torch import), else None."""

@@ -6,6 +6,8 @@ its vectors match sentence-transformers' to cosine > 0.99999 (checked at export)
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -36,7 +38,7 @@ def export_onnx(model_path: str, target: Path, reference: Any) -> bool:
 
     model = AutoModel.from_pretrained(model_path).eval()
     ids = torch.ones((2, 8), dtype=torch.long)
-    tmp = target.with_suffix(".tmp")
+    tmp = target.with_suffix(f".{os.getpid()}.tmp")
     target.parent.mkdir(parents=True, exist_ok=True)
     axes = {k: {0: "b", 1: "s"} for k in ("input_ids", "attention_mask", "token_type_ids", "hidden")}
     torch.onnx.export(_Wrapped(model), (ids, ids, torch.zeros_like(ids)), str(tmp), dynamo=False,
@@ -80,3 +82,19 @@ class OnnxEncoder:
                                              "token_type_ids": np.zeros_like(ids)})[0]
         pooled = (hidden * mask[..., None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
         return pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+
+
+def main(argv: list[str]) -> int:
+    """`python -m ingest.onnx_runtime MODEL_DIR TARGET.onnx`: export and verify (used in the background)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+
+    model_path, target = argv[0], Path(argv[1])
+    if target.exists():
+        return 0
+    ok = export_onnx(model_path, target, SentenceTransformer(model_path, device="cpu"))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
