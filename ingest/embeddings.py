@@ -125,10 +125,9 @@ class LocalEmbedding(BaseEmbedding):
                 from sentence_transformers import SentenceTransformer
 
                 self._st = SentenceTransformer(self.model_path, device="cpu")
-                self._ensure_onnx()
             return self._st
 
-    def _ensure_onnx(self) -> None:
+    def ensure_query_model(self) -> None:
         """Export the ONNX copy used by the query path, once per cache directory.
 
         Runs in a background process (start-up of this one is not delayed, and the export's memory,

@@ -150,6 +150,8 @@ def ingest_paths(
         if on_progress:
             on_progress(report.records, 0)
     bar.close()
+    if changed and hasattr(embed, "ensure_query_model"):
+        embed.ensure_query_model()  # after the embedding work, so the export never competes with it
     if changed or lexical.is_dirty():
         sync_lexical(store, lexical)
     report.chunks_total = store.count()
