@@ -6,7 +6,7 @@ import hashlib
 import os
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -79,6 +79,16 @@ class EmbeddingCache:
                 for k, blob in self._db.execute(q, batch):
                     found[k] = np.frombuffer(blob, dtype=np.float32).tolist()
         return {t: found[k] for t, k in zip(texts, keys) if k in found}
+
+    def cached(self, texts: list[str], encode: Callable[[list[str]], list[list[float]]]) -> list[list[float]]:
+        """Vectors for texts: from the cache where present, the rest encoded once and stored."""
+        hit = self.get_many(texts)
+        missing = list(dict.fromkeys(t for t in texts if t not in hit))
+        if missing:
+            vecs = encode(missing)
+            self.put_many(missing, vecs)
+            hit.update(zip(missing, vecs))
+        return [hit[t] for t in texts]
 
     def put_many(self, texts: Sequence[str], vectors: Sequence[Sequence[float]]) -> None:
         rows = [(self.key(t), np.asarray(v, dtype=np.float32).tobytes()) for t, v in zip(texts, vectors)]
@@ -176,15 +186,7 @@ class LocalEmbedding(BaseEmbedding):
         return vecs.astype(np.float32).tolist()
 
     def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        if self._cache is None:
-            return self._encode(texts)
-        hit = self._cache.get_many(texts)
-        missing = list(dict.fromkeys(t for t in texts if t not in hit))
-        if missing:
-            vecs = self._encode(missing)
-            self._cache.put_many(missing, vecs)
-            hit.update(zip(missing, vecs))
-        return [hit[t] for t in texts]
+        return self._cache.cached(texts, self._encode) if self._cache else self._encode(texts)
 
     def _get_text_embedding(self, text: str) -> list[float]:
         return self._get_text_embeddings([text])[0]

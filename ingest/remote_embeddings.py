@@ -72,15 +72,7 @@ class RemoteEmbedding(BaseEmbedding):
         return out
 
     def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        if self._cache is None:
-            return self._encode(texts)
-        hit = self._cache.get_many(texts)
-        missing = list(dict.fromkeys(t for t in texts if t not in hit))
-        if missing:
-            vecs = self._encode(missing)
-            self._cache.put_many(missing, vecs)
-            hit.update(zip(missing, vecs))
-        return [hit[t] for t in texts]
+        return self._cache.cached(texts, self._encode) if self._cache else self._encode(texts)
 
     def _get_text_embedding(self, text: str) -> list[float]:
         return self._get_text_embeddings([text])[0]
