@@ -97,7 +97,31 @@ class EmbeddingCache:
             self._db.commit()
 
 
-class LocalEmbedding(BaseEmbedding):
+class CachedEmbedding(BaseEmbedding):
+    """A llama-index embedding whose document vectors go through an EmbeddingCache; subclasses encode."""
+
+    _cache: EmbeddingCache | None = PrivateAttr(default=None)
+
+    def _encode(self, texts: list[str]) -> list[list[float]]:
+        raise NotImplementedError
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return self._cache.cached(texts, self._encode) if self._cache else self._encode(texts)
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self._get_text_embeddings([text])[0]
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return self._encode([query])[0]
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return self._get_query_embedding(query)
+
+    async def _aget_text_embedding(self, text: str) -> list[float]:
+        return self._get_text_embedding(text)
+
+
+class LocalEmbedding(CachedEmbedding):
     """The bundled all-MiniLM-L6-v2 through sentence-transformers, normalised, cached by content hash.
 
     Not llama-index's HuggingFaceEmbedding: it encodes in batches of 10 without length sorting and
@@ -108,7 +132,6 @@ class LocalEmbedding(BaseEmbedding):
     batch_size: int = 32
     dim: int = BUNDLED_DIM
     _st: Any = PrivateAttr(default=None)
-    _cache: EmbeddingCache | None = PrivateAttr(default=None)
     _cache_dir: Path | None = PrivateAttr(default=None)
     _onnx: Any = PrivateAttr(default=None)
     _lock: Any = PrivateAttr(default_factory=threading.Lock)
@@ -184,18 +207,3 @@ class LocalEmbedding(BaseEmbedding):
         vecs = self._model().encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
                                     convert_to_numpy=True, show_progress_bar=False)
         return vecs.astype(np.float32).tolist()
-
-    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return self._cache.cached(texts, self._encode) if self._cache else self._encode(texts)
-
-    def _get_text_embedding(self, text: str) -> list[float]:
-        return self._get_text_embeddings([text])[0]
-
-    def _get_query_embedding(self, query: str) -> list[float]:
-        return self._encode([query])[0]
-
-    async def _aget_query_embedding(self, query: str) -> list[float]:
-        return self._get_query_embedding(query)
-
-    async def _aget_text_embedding(self, text: str) -> list[float]:
-        return self._get_text_embedding(text)

@@ -7,13 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.bridge.pydantic import PrivateAttr
 
-from ingest.embeddings import EmbeddingCache
+from ingest.embeddings import CachedEmbedding, EmbeddingCache
 
 
-class RemoteEmbedding(BaseEmbedding):
+class RemoteEmbedding(CachedEmbedding):
     """OpenAI-protocol embeddings, normalised, cached by content hash like the local model."""
 
     base_url: str = ""
@@ -21,7 +20,6 @@ class RemoteEmbedding(BaseEmbedding):
     retries: int = 3
     timeout: float = 60.0
     _client: Any = PrivateAttr(default=None)
-    _cache: EmbeddingCache | None = PrivateAttr(default=None)
     _dim: int | None = PrivateAttr(default=None)
 
     def __init__(self, base_url: str, model_name: str, api_key: str | None = None,
@@ -70,15 +68,3 @@ class RemoteEmbedding(BaseEmbedding):
             vecs /= np.linalg.norm(vecs, axis=1, keepdims=True) + 1e-12
             out.extend(vecs.tolist())
         return out
-
-    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return self._cache.cached(texts, self._encode) if self._cache else self._encode(texts)
-
-    def _get_text_embedding(self, text: str) -> list[float]:
-        return self._get_text_embeddings([text])[0]
-
-    def _get_query_embedding(self, query: str) -> list[float]:
-        return self._encode([query])[0]
-
-    async def _aget_query_embedding(self, query: str) -> list[float]:
-        return self._get_query_embedding(query)
