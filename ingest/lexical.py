@@ -42,7 +42,7 @@ class Filters:
         return self == Filters()
 
 
-def _stemmer() -> object:
+def _stemmer() -> object:  # a new one per call: PyStemmer objects are not thread-safe
     import Stemmer
 
     return Stemmer.Stemmer("english")

@@ -155,15 +155,11 @@ def ingest_paths(
     if changed or lexical.is_dirty():
         sync_lexical(store, lexical)
     report.chunks_total = store.count()
-    report.papers_total = len(lexical.ids) if lexical.ids or changed else _count_papers(lexical)
+    if not lexical.ids and not lexical.is_dirty():
+        lexical.load()  # opened without having been loaded in this process
+    report.papers_total = len(lexical.ids)
     report.seconds = time.perf_counter() - t0
     return report
-
-
-def _count_papers(lexical: LexicalIndex) -> int:
-    if not lexical.ids and not lexical.is_dirty():
-        lexical.load()
-    return len(lexical.ids)
 
 
 @dataclass

@@ -68,12 +68,6 @@ class ChunkStore:
         self.model = model
         self.dim = dim
 
-    def vector_store(self) -> Any:
-        """llama-index's ChromaVectorStore over this collection (used for dense queries)."""
-        from llama_index.vector_stores.chroma import ChromaVectorStore
-
-        return ChromaVectorStore(chroma_collection=self.collection)
-
     def count(self) -> int:
         return int(self.collection.count())
 
