@@ -83,7 +83,8 @@ class Paperchat:
             if self._embed is None:
                 from ingest.embeddings import LocalEmbedding
 
-                self._embed = LocalEmbedding(cache_path=self.settings.cache_path)
+                self._embed = LocalEmbedding(cache_path=self.settings.cache_path,
+                                             precision=self.settings.embed_precision)
             return self._embed
 
     @property

@@ -21,6 +21,8 @@ class Settings(BaseSettings):
 
     embed_base_url: str | None = Field(None, description="OpenAI-protocol /v1/embeddings server (vLLM, TEI, Infinity); unset = the bundled MiniLM.")
     embed_model: str = Field("all-MiniLM-L6-v2", description="Embedding model name sent to embed_base_url.")
+    embed_precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="Local model precision for ingest (auto: bf16 where the CPU has native bf16, e.g. AMX).")
 
     top_k: int = Field(5, ge=1, le=100, description="Papers passed to the answerer.")
     candidates: int = Field(100, ge=10, le=1000, description="Candidates each retriever returns before fusion.")
