@@ -55,31 +55,6 @@ def wordpiece_counter(path: str) -> Any:
     return lambda text: len(tok.encode(text).ids)
 
 
-def bf16_supported() -> bool:
-    """Whether this CPU runs bfloat16 matmuls natively (AVX512-BF16 or AMX), where bf16 beats fp32."""
-    import torch
-
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def bf16_autocast(precision: str) -> Any:
-    """torch autocast to bfloat16 for "bf16" (or "auto" on a CPU with native bf16), else a no-op.
-
-    Measured here (AMX): 2.4x the fp32 throughput, vectors at cosine >= 0.99997 to fp32, so the
-    fp32 ONNX query path and old fp32 vectors stay interchangeable with bf16 ones.
-    """
-    import contextlib
-
-    import torch
-
-    if precision == "bf16" or (precision == "auto" and bf16_supported()):
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 class EmbeddingCache:
     """sqlite map from (model, text hash) to a float32 vector; safe across processes."""
 
@@ -147,17 +122,17 @@ class CachedEmbedding(BaseEmbedding):
 
 
 class LocalEmbedding(CachedEmbedding):
-    """The bundled all-MiniLM-L6-v2 through sentence-transformers, normalised, cached by content hash.
+    """The bundled all-MiniLM-L6-v2, normalised, cached by content hash (torch for bulk, ONNX for queries).
 
     Not llama-index's HuggingFaceEmbedding: it encodes in batches of 10 without length sorting and
-    its import chain costs ~7.6 s here; one encode() call over a large batch sorts by length itself.
+    its import chain costs ~7.6 s here; see ingest/encoders.py for why not sentence-transformers either.
     """
 
     model_path: str = ""
     batch_size: int = 16
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     dim: int = BUNDLED_DIM
-    _st: Any = PrivateAttr(default=None)
+    _torch: Any = PrivateAttr(default=None)
     _cache_dir: Path | None = PrivateAttr(default=None)
     _onnx: Any = PrivateAttr(default=None)
     _lock: Any = PrivateAttr(default_factory=threading.Lock)
@@ -177,17 +152,14 @@ class LocalEmbedding(CachedEmbedding):
 
     def _model(self) -> Any:
         with self._lock:
-            if self._st is None:
+            if self._torch is None:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
                 verify_model(self.model_path)
-                from sentence_transformers import SentenceTransformer
+                from ingest.encoders import TorchEncoder
 
-                self._st = SentenceTransformer(self.model_path, device="cpu")
-                # Pad each batch to a multiple of 32 tokens: every distinct input shape adds oneDNN
-                # kernels that are never freed (+500 MB over 3k chunks here); this keeps RSS flat.
-                self._st[0].processing_kwargs = {"text": {"pad_to_multiple_of": 32}}
-            return self._st
+                self._torch = TorchEncoder(self.model_path, self.precision, self.batch_size)
+            return self._torch
 
     def ensure_query_model(self) -> None:
         """Export the ONNX copy used by the query path, once per cache directory.
@@ -209,7 +181,7 @@ class LocalEmbedding(CachedEmbedding):
     def _query_encoder(self) -> Any:
         """The onnxruntime encoder when its exported model exists (no torch import), else None."""
         with self._lock:
-            if self._onnx is None and self._st is None and self._cache_dir is not None:
+            if self._onnx is None and self._torch is None and self._cache_dir is not None:
                 from ingest.onnx_runtime import OnnxEncoder, onnx_path
 
                 path = onnx_path(self._cache_dir, self.model_path)
@@ -233,8 +205,4 @@ class LocalEmbedding(CachedEmbedding):
                 for i, vec in zip(idx, enc.encode([texts[i] for i in idx])):
                     out[i] = vec.astype(np.float32).tolist()
             return out
-        model = self._model()
-        with bf16_autocast(self.precision):
-            vecs = model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
-                                convert_to_tensor=True, show_progress_bar=False)
-        return vecs.float().numpy().tolist()
+        return self._model().encode(texts).tolist()

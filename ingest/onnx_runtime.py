@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-MAX_TOKENS = 256
+from ingest.encoders import load_tokenizer, mean_pool, pad_batch
 
 
 def onnx_path(cache_dir: Path, model_path: str) -> Path:
@@ -24,7 +24,7 @@ def onnx_path(cache_dir: Path, model_path: str) -> Path:
 
 
 def export_onnx(model_path: str, target: Path, reference: Any) -> bool:
-    """Export the transformer to ONNX and check it against `reference` (a SentenceTransformer)."""
+    """Export the transformer to ONNX and check it against `reference` (the fp32 TorchEncoder)."""
     import torch
     from transformers import AutoModel
 
@@ -46,7 +46,7 @@ def export_onnx(model_path: str, target: Path, reference: Any) -> bool:
                       dynamic_axes=axes, opset_version=17)
     probe = ["A short query.", "Grokking is delayed generalization long after the training error is near zero."]
     ours = OnnxEncoder(model_path, tmp).encode(probe)
-    ref = reference.encode(probe, normalize_embeddings=True)
+    ref = reference.encode(probe)
     if float((ours * ref).sum(axis=1).min()) < 0.9999:
         tmp.unlink(missing_ok=True)
         return False
@@ -59,40 +59,30 @@ class OnnxEncoder:
 
     def __init__(self, model_path: str, onnx_file: Path) -> None:
         import onnxruntime as ort
-        from tokenizers import Tokenizer
 
-        self.tok = Tokenizer.from_file(str(Path(model_path, "tokenizer.json")))
-        self.tok.enable_truncation(MAX_TOKENS)
-        self.tok.no_padding()
+        self.tok = load_tokenizer(model_path)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 2
         self.session = ort.InferenceSession(str(onnx_file), opts, providers=["CPUExecutionProvider"])
         self._lock = threading.Lock()
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        encs = self.tok.encode_batch(texts)
-        width = max(len(e.ids) for e in encs)
-        ids = np.zeros((len(texts), width), dtype=np.int64)
-        mask = np.zeros_like(ids)
-        for i, e in enumerate(encs):
-            ids[i, : len(e.ids)] = e.ids
-            mask[i, : len(e.ids)] = 1
+        ids, mask = pad_batch(self.tok, texts)
         with self._lock:
             hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask,
                                              "token_type_ids": np.zeros_like(ids)})[0]
-        pooled = (hidden * mask[..., None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
-        return pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+        return mean_pool(hidden, mask)
 
 
 def main(argv: list[str]) -> int:
     """`python -m ingest.onnx_runtime MODEL_DIR TARGET.onnx`: export and verify (used in the background)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from sentence_transformers import SentenceTransformer
+    from ingest.encoders import TorchEncoder
 
     model_path, target = argv[0], Path(argv[1])
     if target.exists():
         return 0
-    ok = export_onnx(model_path, target, SentenceTransformer(model_path, device="cpu"))
+    ok = export_onnx(model_path, target, TorchEncoder(model_path, precision="fp32"))
     return 0 if ok else 1
 
 

@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 from llama_index.core.schema import BaseNode
 from llama_index.core.vector_stores.utils import node_to_metadata_dict
 
-PAGE = 5000
+PAGE = 500  # Chroma get() pages: 5000 cost +400 MB RSS reading 17k chunks, 500 costs +52 MB at the same speed
 
 
 def paper_id_of(chunk_id: str) -> str:

@@ -23,6 +23,14 @@ def _vecs(precision: str) -> np.ndarray:
     return np.asarray(emb._encode(TEXTS * 30), dtype=np.float32)[: len(TEXTS)]  # >64 texts: the torch path
 
 
+def test_fp32_vectors_match_sentence_transformers() -> None:
+    from sentence_transformers import SentenceTransformer
+
+    ref = SentenceTransformer(str(bundled_model_path()), device="cpu").encode(TEXTS, normalize_embeddings=True)
+    cos = (_vecs("fp32") * ref).sum(axis=1)
+    assert cos.min() > 0.9999, cos
+
+
 def test_bf16_vectors_match_fp32() -> None:
     fp32, bf16 = _vecs("fp32"), _vecs("bf16")
     assert fp32.shape == bf16.shape == (3, 384)
