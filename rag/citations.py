@@ -52,13 +52,13 @@ def _claims(text: str) -> list[tuple[str, list[int]]]:
     return out
 
 
-def finalize(text: str, sources: list[Source]) -> Cited:
+def finalize(text: str, sources: list[Source], citable: set[int] | None = None) -> Cited:
     """Rewrite markers to the sources actually cited (renumbered from 1, in order of first use).
 
-    Invalid numbers are removed; sources come back reordered so `[n]` is `sources[n-1]`, with the
-    uncited ones after the cited ones.
+    Invalid numbers (no such source, or not in `citable`: the sources the answerer saw) are removed;
+    sources come back reordered so `[n]` is `sources[n-1]`, with the uncited ones after the cited ones.
     """
-    valid = {s.n for s in sources}
+    valid = {s.n for s in sources} if citable is None else {s.n for s in sources} & citable
     order: list[int] = []
     dropped = 0
     for m in MARKER.finditer(text):

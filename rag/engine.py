@@ -226,14 +226,16 @@ class Paperchat:
             # AnswererError messages are written to be safe (no key, no server text); others show only their type
             reason = str(exc) if isinstance(exc, AnswererError) else type(exc).__name__
             notice = f"The {backend} backend failed ({reason}); showing the offline extractive answer instead."
-            backend = self.extractive().name  # the answer below is the extractive one; partial LLM text is discarded
-            parts = list(self.extractive().stream(question, sources))
+            answerer = self.extractive()  # the answer below is the extractive one; partial LLM text is discarded
+            backend = answerer.name
+            parts = list(answerer.stream(question, sources))
             yield "\n\n" + notice + "\n\n" + "".join(parts)
         text = "".join(parts).strip()
         if not text or NO_ANSWER.lower().rstrip(".") in text.lower():
             yield self._answer(question, ABSTAIN_TEXT if not text else NO_ANSWER, True, backend, [], sources, t0, t1, notice)
             return
-        cited = finalize(text, sources)
+        # only what the backend saw may be cited: a marker naming a source trimmed from its context is dropped
+        cited = finalize(text, sources, citable={s.n for s in answerer.shown(question, sources)})
         if not cited.citations:
             notice = (notice + " " if notice else "") + "The answer cited no source."
         yield self._answer(question, cited.text, False, backend, cited.citations, cited.sources, t0, t1, notice)

@@ -43,3 +43,11 @@ def test_quote_is_best_matching_sentence() -> None:
     s = src(1, "Cats purr loudly. Transformers use attention layers.")
     out = finalize("They rely on attention layers [1].", [s])
     assert out.citations[0].quote == "Transformers use attention layers."
+
+
+def test_finalize_drops_markers_outside_citable() -> None:
+    srcs = [Source(n, f"p:{n}", f"T{n}", 1.0, f"text {n}.") for n in (1, 2, 3)]
+    out = finalize("A [1]. B [3]. C [2].", srcs, citable={1, 2})
+    assert out.text == "A [1]. B. C [2]."
+    assert [c.paper_id for c in out.citations] == ["p:1", "p:2"] and out.dropped == 1
+    assert [s.paper_id for s in out.sources] == ["p:1", "p:2", "p:3"]  # the retrieved paper is still listed

@@ -398,6 +398,22 @@ def test_llm_answer_is_post_processed_and_no_answer_abstains(fake: FakeOpenAI, s
     assert ans.abstained and ans.citations == [] and "[" not in ans.answer
 
 
+def test_sources_trimmed_from_the_context_cannot_be_cited(fake: FakeOpenAI, sample_engine: Any) -> None:
+    a = answerer(fake.url, [], llm_context=1024, llm_max_tokens=64)
+    pc = _engine_with(sample_engine, a)
+    retrieved = pc.retrieve(GROK)
+    shown = a.shown(GROK, retrieved)
+    assert 1 <= len(shown) < len(retrieved)  # the small window leaves the lowest-ranked sources out
+    hidden = retrieved[-1]
+    fake.script = [("stream", [f"Grokking is delayed generalization [1]. Also [{hidden.n}]."])]
+    ans = pc.ask(GROK)
+    sent = fake.requests[-1][1]["messages"][-1]["content"]
+    assert f"[{hidden.n}] " not in sent and "[1] " in sent  # what the model saw ...
+    assert [c.paper_id for c in ans.citations] == [retrieved[0].paper_id]  # ... is all it may cite
+    assert hidden.paper_id not in {c.paper_id for c in ans.citations}
+    assert ans.answer.count("[") == 1
+
+
 def test_gguf_backend_with_missing_model_falls_back(sample_engine: Any, tmp_path: Any) -> None:
     a = make_answerer(Settings(llm="gguf", llm_gguf=tmp_path / "missing.gguf"), embed=None)
     assert a.name == "gguf"

@@ -22,3 +22,7 @@ class Answerer(Protocol):
     def stream(self, question: str, sources: list[Source]) -> Iterator[str]:
         """Yield text deltas of the answer; raise AnswererError on failure."""
         ...
+
+    def shown(self, question: str, sources: list[Source]) -> list[Source]:
+        """The sources the backend actually sees (only these may be cited)."""
+        ...

@@ -100,6 +100,10 @@ class ExtractiveAnswerer:
         picked.sort(key=lambda x: (x[1].n, x[2]))
         return [(src, i, sent, score) for score, src, i, sent in picked]
 
+    def shown(self, question: str, sources: list[Source]) -> list[Source]:
+        """All of them: the extractive answerer reads every retrieved abstract."""
+        return sources
+
     def stream(self, question: str, sources: list[Source]) -> Iterator[str]:
         picked = self.select(question, sources)
         if not picked:

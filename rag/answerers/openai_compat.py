@@ -196,6 +196,10 @@ class OpenAIAnswerer:
         msgs, _ = prompts.answer_messages(question, sources, self.settings.llm_context, self.settings.llm_max_tokens)
         return msgs
 
+    def shown(self, question: str, sources: list[Source]) -> list[Source]:
+        """The sources that fit in the model's context window (the lowest-ranked are left out first)."""
+        return prompts.answer_messages(question, sources, self.settings.llm_context, self.settings.llm_max_tokens)[1]
+
     def stream(self, question: str, sources: list[Source]) -> Iterator[str]:
         """Yield text deltas of a cited answer; raise AnswererError after bounded retries."""
         msgs = self.messages(question, sources)
