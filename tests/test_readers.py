@@ -91,3 +91,17 @@ def test_title_hash_id_is_stable_across_whitespace_and_case() -> None:
 ])
 def test_clean_text(raw: str, clean: str) -> None:
     assert clean_text(raw) == clean
+
+
+def test_estimate_records_for_the_progress_bar(tmp_path: Path) -> None:
+    from ingest.readers import estimate_records
+
+    rows = [{"id": str(i), "title": f"Paper {i}", "abstract": "An abstract."} for i in range(7)]
+    (tmp_path / "a.jsonl").write_text("\n".join(json.dumps(r) for r in rows))  # no final newline
+    with gzip.open(tmp_path / "b.jsonl.gz", "wt") as fh:
+        fh.write("".join(json.dumps(r) + "\n" for r in rows[:3]))
+    (tmp_path / "c.csv").write_text("title,abstract\nA,x\nB,y\n")
+    assert estimate_records([tmp_path]) == 7 + 3 + 2
+    assert sum(isinstance(x, Located) for x in read_path(tmp_path)) == 12
+    assert estimate_records([tmp_path, SAMPLE]) is None  # a Daily Papers page: no cheap count
+    assert estimate_records([tmp_path / "missing.jsonl"]) == 0

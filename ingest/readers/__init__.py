@@ -8,13 +8,13 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ingest.readers.base import Item, Located, Rejection, head_bytes, is_utf16, looks_binary
+from ingest.readers.base import Item, Located, Rejection, count_lines, head_bytes, is_utf16, looks_binary
 from ingest.readers.csv_table import read_csv
 from ingest.readers.daily_papers import looks_like_daily_papers, read_daily_papers
 from ingest.readers.jsonl import read_json, read_jsonl
 from ingest.readers.mapping import has_paper_columns
 
-__all__ = ["Item", "Located", "Rejection", "detect_format", "read_path"]
+__all__ = ["Item", "Located", "Rejection", "detect_format", "estimate_records", "read_path"]
 
 READERS: dict[str, Callable[[Path], Iterator[Item]]] = {
     "jsonl": read_jsonl,
@@ -130,6 +130,30 @@ def iter_files(path: Path) -> Iterator[Path | Rejection]:
         yield Rejection(str(err.filename or path), None, f"cannot read directory ({err.strerror})")
     if not found:
         yield Rejection(str(path), None, "no files found in directory")
+
+
+def estimate_records(paths: list[str | Path]) -> int | None:
+    """Records under paths, from line counts of JSONL and CSV files (for a progress bar's ETA).
+
+    None when any file is another format (one JSON document, a Daily Papers page), whose count would
+    take a full parse. CSV fields with line breaks make it an overestimate.
+    """
+    total = 0
+    for path in paths:
+        for f in iter_files(Path(path)):
+            if isinstance(f, Rejection):
+                continue
+            try:
+                fmt = detect_format(f) if f.stat().st_size else None
+                if fmt == "jsonl":
+                    total += count_lines(f)
+                elif fmt == "csv":
+                    total += max(count_lines(f) - 1, 0)
+                elif fmt is not None:
+                    return None
+            except OSError:
+                continue
+    return total
 
 
 def read_path(path: str | Path) -> Iterator[Item]:
