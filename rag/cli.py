@@ -80,12 +80,43 @@ def _filters_of(args: argparse.Namespace) -> Any:
 
 def format_answer(ans: Any) -> str:
     """Answer text, then the numbered reference list."""
-    lines = [ans.answer, ""]
+    lines = [ans.answer, "", format_refs(ans)]
     if ans.notice:
         lines.insert(0, f"[notice] {ans.notice}\n")
-    for c in ans.citations:
-        lines.append(f"[{c.n}] {c.title}" + (f" <{c.url}>" if c.url else f" ({c.paper_id})"))
     return "\n".join(lines).rstrip()
+
+
+def format_refs(ans: Any) -> str:
+    """The numbered reference list of an answer, one cited paper per line."""
+    return "\n".join(f"[{c.n}] {c.title}" + (f" <{c.url}>" if c.url else f" ({c.paper_id})") for c in ans.citations)
+
+
+def print_stream(events: Any) -> Any:
+    """Print an answer's text as it arrives, then its references; returns the final Answer.
+
+    The live text carries the backend's own [n]; when the final numbering differs (markers renumbered
+    or dropped), the final text is printed again so the references match what is shown last.
+    """
+    from rag.types import Answer
+
+    final, streamed = None, []
+    for ev in events:
+        if isinstance(ev, Answer):
+            final = ev
+        else:
+            streamed.append(ev)
+            print(ev, end="", flush=True)
+    print()
+    if final is None:
+        return None
+    live = "".join(streamed)
+    if final.answer.strip() not in live:
+        print(f"\n(with final citation numbers)\n{final.answer}")
+    if final.notice and final.notice not in live:
+        print(f"\n[notice] {final.notice}")
+    if final.citations:
+        print("\n" + format_refs(final))
+    return final
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -100,18 +131,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print("paperchat ask: give a question or --questions FILE", file=sys.stderr)
         return 2
     if args.stream and not args.json:
-        from rag.types import Answer
-
-        final = None
-        for ev in pc.ask_stream(args.question, args.k, filters):
-            if isinstance(ev, Answer):
-                final = ev
-            else:
-                print(ev, end="", flush=True)
-        print("\n")
-        print(format_answer(final).split("\n\n", 1)[-1] if final and final.citations else "")
-        if final and final.citations:
-            print("(final numbering)\n" + final.answer)
+        print_stream(pc.ask_stream(args.question, args.k, filters))
         return 0
     ans = pc.ask(args.question, args.k, filters)
     print(json.dumps(ans.to_dict(), ensure_ascii=False, indent=1) if args.json else format_answer(ans))
@@ -172,7 +192,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
             break
         if not q:
             break
-        print(format_answer(session.ask(q)) + "\n")
+        print_stream(session.ask_stream(q))
+        print()
     return 0
 
 

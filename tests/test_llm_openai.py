@@ -431,3 +431,18 @@ def test_llm_rewrite_of_follow_up(fake: FakeOpenAI) -> None:
     assert out == "What are the limitations of grokking in deep networks?"
     sent = fake.requests[-1][1]["messages"][-1]["content"]
     assert "Why do deep networks grok?" in sent and "[1]" not in sent
+
+
+def test_cli_stream_shows_live_text_then_final_numbering(fake: FakeOpenAI, sample_engine: Any,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from rag.cli import print_stream
+
+    pc = _engine_with(sample_engine, answerer(fake.url, []))
+    fake.script = [("stream", ["Grokking is delayed ", "generalization [3][99]."])]
+    final = print_stream(pc.ask_stream(GROK))
+    out = capsys.readouterr().out
+    assert out.startswith("Grokking is delayed generalization [3][99].")  # live, as the model wrote it
+    assert final.answer == "Grokking is delayed generalization [1]."
+    assert f"(with final citation numbers)\n{final.answer}" in out
+    assert out.rstrip().endswith(f"[1] {final.citations[0].title} <{final.citations[0].url}>"
+                                 if final.citations[0].url else f"[1] {final.citations[0].title} ({final.citations[0].paper_id})")
