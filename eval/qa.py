@@ -92,6 +92,8 @@ def _open_engine(ds: QADataset, base: Settings, use_index: bool, workdir: Path |
         raise FileNotFoundError(f"corpus not found: {', '.join(missing)}")
     t0 = time.perf_counter()
     rep = pc.ingest(paths, progress=progress)
+    if hasattr(pc.embed, "wait_query_model"):
+        pc.embed.wait_query_model()  # the one-time background export would skew the latencies measured next
     info = {"mode": "throwaway collection", "cache": str(settings.cache_path), "corpus": [str(p) for p in ds.corpus_paths]
             + (["<dataset records>"] if ds.corpus_records else []), "added": rep.added, "rejected": len(rep.rejected),
             "papers": len(pc.lexical.ids), "ingest_s": round(time.perf_counter() - t0, 2)}
