@@ -14,7 +14,8 @@ from ingest.lexical import Filters, LexicalIndex
 from ingest.pipeline import IngestReport, ingest_paths, sync_lexical
 from ingest.store import ChunkStore, make_client
 from rag.answerers.base import NO_ANSWER, Answerer, AnswererError
-from rag.citations import finalize
+from rag.citations import MARKER, finalize
+from rag.prompts import drop_example_echo
 from rag.settings import Settings
 from rag.text import overlap_score
 from rag.types import Answer, Source
@@ -222,6 +223,13 @@ class Paperchat:
             for delta in answerer.stream(question, sources):
                 parts.append(delta)
                 yield delta
+            if answerer is not self.extractive():
+                text, echoed = drop_example_echo("".join(parts).strip(), answerer.shown(question, sources))
+                if echoed and not MARKER.search(text):  # nothing cited is left: nothing worth showing
+                    raise AnswererError("it repeated the prompt's worked example instead of answering")
+                if echoed:
+                    parts = [text]
+                    notice = f"Removed {echoed} sentence(s) that repeated the prompt's worked example."
         except Exception as exc:  # noqa: BLE001 - a failing backend must never end the answer
             # AnswererError messages are written to be safe (no key, no server text); others show only their type
             reason = str(exc) if isinstance(exc, AnswererError) else type(exc).__name__

@@ -12,6 +12,7 @@ import re
 from dataclasses import replace
 
 from ingest.chunking import count_tokens
+from ingest.sentences import split_sentences
 from rag.answerers.base import NO_ANSWER
 from rag.types import Source
 
@@ -157,6 +158,32 @@ def answer_messages(question: str, sources: list[Source], context_window: int = 
 
 
 _MARKERS = re.compile(r"\s*\[[\d,\s\-–]+\]")
+_ECHO = re.compile(r"\b(?:[Mm]ethod A|task T)\b")  # the worked example's placeholders
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", _MARKERS.sub("", text).lower()))
+
+
+_EXAMPLE_SENTENCES = {_words(x) for x in split_sentences(EXAMPLE_ANSWER) if len(x.split()) > 2}
+
+
+def drop_example_echo(text: str, sources: list[Source]) -> tuple[str, int]:
+    """The answer without sentences copied from the worked example, and how many went.
+
+    Small models sometimes copy the example instead of answering, and such a sentence carries a real
+    [n] for a claim no source makes. A sentence goes when it repeats an example sentence or uses the
+    example's placeholders (method A, task T), unless the sources themselves use those words.
+    """
+    found = {m.group(0).lower() for s in sources for m in _ECHO.finditer(f"{s.title} {s.text}")}
+
+    def echo(sent: str) -> bool:
+        placeholders = {m.group(0).lower() for m in _ECHO.finditer(sent)}
+        return bool(placeholders - found) or _words(sent) in _EXAMPLE_SENTENCES
+
+    sents = split_sentences(text) or [text]
+    kept = [s for s in sents if not echo(s)]
+    return (text, 0) if len(kept) == len(sents) else (" ".join(kept).strip(), len(sents) - len(kept))
 
 
 def rewrite_messages(question: str, history: list[tuple[str, str]], max_answer_chars: int = 400) -> list[dict[str, str]]:

@@ -446,3 +446,17 @@ def test_cli_stream_shows_live_text_then_final_numbering(fake: FakeOpenAI, sampl
     assert f"(with final citation numbers)\n{final.answer}" in out
     assert out.rstrip().endswith(f"[1] {final.citations[0].title} <{final.citations[0].url}>"
                                  if final.citations[0].url else f"[1] {final.citations[0].title} ({final.citations[0].paper_id})")
+
+
+def test_copied_worked_example_is_removed_or_falls_back(fake: FakeOpenAI, sample_engine: Any) -> None:
+    pc = _engine_with(sample_engine, answerer(fake.url, []))
+    fake.script = [("stream", ["Method A improved accuracy on task T by 5 points [1]. ",
+                               "Grokking is delayed generalization [1]."])]
+    ans = pc.ask(GROK)
+    assert ans.backend == "openai" and ans.answer == "Grokking is delayed generalization [1]."
+    assert ans.notice and "worked example" in ans.notice and ans.citations
+    fake.script = [("stream", ["Yes. Method A improved accuracy on task T by 5 points [1]. ",
+                               "It was slower on long inputs [2]. Method A is good [1]."])]
+    ans = pc.ask(GROK)  # nothing but the example (and a bare "Yes."): the extractive answer instead
+    assert ans.backend == "extractive" and "Method A" not in ans.answer
+    assert ans.notice and "repeated the prompt's worked example" in ans.notice

@@ -101,3 +101,14 @@ def test_rewrite_messages_carry_history_without_citation_markers() -> None:
 ])
 def test_clean_rewrite(raw: str, expected: str) -> None:
     assert prompts.clean_rewrite(raw, "and its limits?") == expected
+
+
+def test_example_echo_is_dropped_unless_the_sources_say_it() -> None:
+    real = [Source(1, "p:1", "Grokking", 1.0, "Grokking is delayed generalization.")]
+    echo = "Yes. Method A improved accuracy on task T by 5 points [1]. Grokking is delayed generalization [1]."
+    assert prompts.drop_example_echo(echo, real) == ("Yes. Grokking is delayed generalization [1].", 1)
+    assert prompts.drop_example_echo(prompts.EXAMPLE_ANSWER, real) == ("Yes.", 2)
+    clean = "Grokking is delayed generalization [1].\n\nIt is explained by weight norms [1]."
+    assert prompts.drop_example_echo(clean, real) == (clean, 0)  # untouched, layout included
+    trial = [Source(1, "p:1", "A trial", 1.0, "Method A lowered mortality versus method B.")]
+    assert prompts.drop_example_echo("Method A lowered mortality [1].", trial) == ("Method A lowered mortality [1].", 0)
