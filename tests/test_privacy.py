@@ -69,3 +69,23 @@ def test_eval_qa_stays_on_loopback(tmp_path: Path, network_guard: NetworkGuard, 
     assert (tmp_path / "out" / "report.json").exists() and result is not None
     assert network_guard.outside() == []
     assert all(h in LOCAL_NAMES or h.startswith("127.") for h in lookups)
+
+
+def test_the_subprocess_guard_records_an_outside_attempt(tmp_path: Path) -> None:
+    """The guard the UI test puts on `paperchat serve` (tests/data/netguard) really catches and logs."""
+    import os
+    import subprocess
+    import sys
+
+    log = tmp_path / "net.txt"
+    env = {**os.environ, "PAPERCHAT_TEST_NETLOG": str(log), "PYTHONPATH": str(ROOT / "tests" / "data" / "netguard")}
+    code = ("import socket\n"
+            "for f in (lambda: socket.create_connection(('192.0.2.1', 443), timeout=1),"
+            " lambda: socket.getaddrinfo('example.com', 443)):\n"
+            "    try: f()\n"
+            "    except OSError as e: print(e)\n"
+            "socket.getaddrinfo('127.0.0.1', 80)\n")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.count("test network guard") == 2
+    lines = log.read_text().splitlines()
+    assert len(lines) == 2 and "192.0.2.1" in lines[0] and "example.com" in lines[1]

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -44,6 +45,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+NETLOG = Path(tempfile.gettempdir()) / f"paperchat-ui-netlog-{os.getpid()}.txt"
+
+
 def _paperchat_cmd() -> list[str]:
     exe = Path(sys.executable).parent / "paperchat"
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "rag.cli"]
@@ -57,7 +61,10 @@ def server(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Iterato
     home = tmp_path_factory.mktemp("ui_home")
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERCHAT_") and k != "OPENAI_API_KEY"}
-    env.update(PAPERCHAT_HOME=str(home / "pc"), PAPERCHAT_CACHE_DIR=str(cache_dir), GRADIO_ANALYTICS_ENABLED="False")
+    # no GRADIO_ANALYTICS_ENABLED here: the app must keep itself offline; the guard records any attempt
+    env.update(PAPERCHAT_HOME=str(home / "pc"), PAPERCHAT_CACHE_DIR=str(cache_dir), PAPERCHAT_TEST_NETLOG=str(NETLOG),
+               PYTHONPATH=os.pathsep.join([str(ROOT / "tests" / "data" / "netguard"), env.get("PYTHONPATH", "")]))
+    NETLOG.unlink(missing_ok=True)
     log = open(home / "serve.log", "w")
     proc = subprocess.Popen([*_paperchat_cmd(), "serve", "--port", str(port)], cwd=ROOT, env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
@@ -116,6 +123,19 @@ def browser_page(server: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
             ctx.close()
 
 
+def _upload(page: Any, path: Path) -> None:
+    """Give the upload widget a file until its name shows (like a tab click, one during a re-render can be lost)."""
+    for _ in range(4):
+        page.set_input_files("#pc-upload input[type=file]", str(path))
+        try:
+            page.wait_for_selector(f"#pc-upload :text('{path.name}')", timeout=10_000)
+            return
+        except Exception:  # noqa: BLE001 - retried, then reported below
+            continue
+    page.screenshot(path=str(ARTIFACTS / "ui-upload-failed.png"))
+    raise AssertionError(f"the upload widget never showed {path.name}")
+
+
 def _open_tab(page: Any, name: str, marker: str) -> None:
     """Click a tab until `marker` (an element inside it) is visible (a click during a re-render can be lost)."""
     for _ in range(5):
@@ -171,8 +191,7 @@ def test_upload_jsonl_is_ingested_and_counted(browser_page: Any, tmp_path: Path)
     f = tmp_path / "my papers.jsonl"
     f.write_text(json.dumps(NEW_PAPER) + "\n" + "{not json\n", encoding="utf-8")
     _open_tab(page, "Add papers", "#pc-add")
-    page.set_input_files("#pc-upload input[type=file]", str(f))
-    page.wait_for_selector("#pc-upload :text('my papers.jsonl')")
+    _upload(page, f)
     page.click("#pc-add")
     report = page.locator("#pc-report")
     page.wait_for_function("() => document.querySelector('#pc-report').innerText.includes('collection now')",
@@ -208,3 +227,5 @@ def test_settings_test_connection_reports_a_dead_llm_without_breaking_chat(brows
 
 def test_no_request_left_the_machine(browser_page: Any) -> None:
     assert browser_page.outside_requests == []  # no Google Fonts, CDNs or analytics
+    # the serve process (and the ONNX export it starts) tried no connect or lookup beyond loopback
+    assert NETLOG.exists() is False or NETLOG.read_text() == ""
