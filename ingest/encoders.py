@@ -78,7 +78,9 @@ class TorchEncoder:
     def __init__(self, model_path: str, precision: str = "auto", batch_size: int = 16) -> None:
         import torch
         from transformers import AutoModel
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # its "Loading weights" bar would land in every ingest and serve log
         self.torch = torch
         self.model = AutoModel.from_pretrained(model_path).eval()
         self.tok = load_tokenizer(model_path)
