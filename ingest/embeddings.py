@@ -47,11 +47,10 @@ def verify_model(path: str) -> None:
 @lru_cache(maxsize=2)
 def wordpiece_counter(path: str) -> Any:
     """A function counting the model's wordpieces (with special tokens) for a text."""
-    from tokenizers import Tokenizer
+    from ingest.encoders import load_tokenizer
 
-    tok = Tokenizer.from_file(str(Path(path, "tokenizer.json")))
-    tok.no_truncation()
-    tok.no_padding()
+    tok = load_tokenizer(path)
+    tok.no_truncation()  # count all of them: chunking checks what would be cut off
     return lambda text: len(tok.encode(text).ids)
 
 
@@ -207,11 +206,7 @@ class LocalEmbedding(CachedEmbedding):
             return []
         enc = self._query_encoder() if len(texts) <= 64 else None  # query-time sizes: skip the torch import
         if enc is not None:
-            order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-            out: list[list[float]] = [[] for _ in texts]
-            for j in range(0, len(order), 16):
-                idx = order[j:j + 16]
-                for i, vec in zip(idx, enc.encode([texts[i] for i in idx])):
-                    out[i] = vec.astype(np.float32).tolist()
-            return out
+            from ingest.encoders import encode_sorted
+
+            return encode_sorted(texts, 16, enc.encode, self.dim).tolist()
         return self._model().encode(texts).tolist()
