@@ -7,6 +7,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from ingest.records import Paper
 
@@ -73,17 +74,21 @@ def looks_binary(sample: bytes) -> bool:
     return control / len(sample) > 0.10
 
 
+def open_decompressed(path: Path) -> BinaryIO:
+    """The file opened for binary reading, through gzip when it starts with the gzip magic."""
+    with open(path, "rb") as fh:
+        gz = fh.read(2) == GZIP_MAGIC
+    return gzip.open(path, "rb") if gz else open(path, "rb")  # type: ignore[return-value]
+
+
 def iter_lines(path: Path) -> Iterator[tuple[int, str | None, str | None]]:
     """Yield (line number, text or None, error or None) for a plain or gzipped file.
 
     An undecodable line yields text None and the error; a truncated gzip yields a final error row.
     """
-    with open(path, "rb") as fh:
-        gz = fh.read(2) == GZIP_MAGIC
-    opener = gzip.open if gz else open
     lineno = 0
     try:
-        with opener(path, "rb") as fh:  # type: ignore[operator]
+        with open_decompressed(path) as fh:
             for raw in fh:
                 lineno += 1
                 if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
@@ -100,12 +105,9 @@ def iter_lines(path: Path) -> Iterator[tuple[int, str | None, str | None]]:
 
 def count_lines(path: Path) -> int:
     """Lines of a plain or gzipped file, counted in 1 MB blocks (a truncated gzip: what reads)."""
-    with open(path, "rb") as fh:
-        gz = fh.read(2) == GZIP_MAGIC
-    opener = gzip.open if gz else open
     n, last = 0, b"\n"
     try:
-        with opener(path, "rb") as fh:  # type: ignore[operator]
+        with open_decompressed(path) as fh:
             while block := fh.read(1 << 20):
                 n += block.count(b"\n")
                 last = block[-1:]
