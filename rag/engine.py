@@ -219,12 +219,14 @@ class Paperchat:
             return
         notice = None
         parts: list[str] = []
+        shown = sources  # what the backend saw; an LLM's context window may have left the lowest-ranked out
         try:
             for delta in answerer.stream(question, sources):
                 parts.append(delta)
                 yield delta
             if answerer is not self.extractive():
-                text, echoed = drop_example_echo("".join(parts).strip(), answerer.shown(question, sources))
+                shown = answerer.shown(question, sources)
+                text, echoed = drop_example_echo("".join(parts).strip(), shown)
                 if echoed and not MARKER.search(text):  # nothing cited is left: nothing worth showing
                     raise AnswererError("it repeated the prompt's worked example instead of answering")
                 if echoed:
@@ -235,7 +237,7 @@ class Paperchat:
             reason = str(exc) if isinstance(exc, AnswererError) else type(exc).__name__
             notice = f"The {backend} backend failed ({reason}); showing the offline extractive answer instead."
             answerer = self.extractive()  # the answer below is the extractive one; partial LLM text is discarded
-            backend = answerer.name
+            backend, shown = answerer.name, sources
             parts = list(answerer.stream(question, sources))
             yield "\n\n" + notice + "\n\n" + "".join(parts)
         text = "".join(parts).strip()
@@ -243,7 +245,7 @@ class Paperchat:
             yield self._answer(question, ABSTAIN_TEXT if not text else NO_ANSWER, True, backend, [], sources, t0, t1, notice)
             return
         # only what the backend saw may be cited: a marker naming a source trimmed from its context is dropped
-        cited = finalize(text, sources, citable={s.n for s in answerer.shown(question, sources)})
+        cited = finalize(text, sources, citable={s.n for s in shown})
         if not cited.citations:
             notice = (notice + " " if notice else "") + "The answer cited no source."
         yield self._answer(question, cited.text, False, backend, cited.citations, cited.sources, t0, t1, notice)
