@@ -77,10 +77,7 @@ if data != "-":
 t = time.perf_counter()
 report = pc.ingest([data]) if data != "-" else None
 t_ingest = time.perf_counter() - t
-for _ in range(120):  # the one-time background ONNX export after a first ingest: let it finish first
-    if any(pc.settings.cache_path.parent.glob("*.onnx")):
-        break
-    time.sleep(1)
+pc.embed.wait_query_model(120)  # the one-time background ONNX export after a first ingest: let it finish first
 retr = pc.retriever("hybrid", top_k=5)
 retr.hits(queries[0])
 lat = []
