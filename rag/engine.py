@@ -13,28 +13,11 @@ from typing import Any
 from ingest.lexical import Filters, LexicalIndex
 from ingest.pipeline import IngestReport, ingest_paths, sync_lexical
 from ingest.store import ChunkStore, make_client
-from rag.answerers.base import NO_ANSWER, Answerer, AnswererError
-from rag.citations import MARKER, finalize
-from rag.prompts import drop_example_echo
+from rag.answerers.base import Answerer
+from rag.answering import answer_stream
 from rag.settings import Settings
-from rag.text import overlap_score
+from rag.relevance import ABSTAIN_TEXT, relevant  # noqa: F401 - re-exported for callers
 from rag.types import Answer, Source
-
-ABSTAIN_TEXT = "I found nothing in the indexed papers that answers this question."
-# Just above min_relevance the best dense cosine of answerable and out-of-corpus questions overlaps (seed set:
-# out-of-corpus max 0.43, answerable p10 0.49); there a retrieved abstract (with its title) must also contain
-# at least MIN_TERM_OVERLAP of the question's content terms.
-LEXICAL_BAND = 0.10
-MIN_TERM_OVERLAP = 0.5
-
-
-def relevant(question: str, sources: list[Source], min_relevance: float) -> bool:
-    """Whether the sources are worth answering from (else the engine abstains)."""
-    best = max((s.dense for s in sources), default=0.0)
-    if best < min_relevance:
-        return False
-    return best >= min_relevance + LEXICAL_BAND or any(
-        overlap_score(question, f"{s.title}. {s.text}") >= MIN_TERM_OVERLAP for s in sources)
 
 
 def _offline_env() -> None:
@@ -211,52 +194,8 @@ class Paperchat:
         t0 = time.perf_counter()
         sources = self.retrieve(question[:2000], k, filters)
         t1 = time.perf_counter()
-        answerer = self.answerer()
-        backend = answerer.name
-        if not sources or not relevant(question, sources, self.settings.min_relevance):
-            yield ABSTAIN_TEXT
-            yield self._answer(question, ABSTAIN_TEXT, True, backend, [], sources, t0, t1, None)
-            return
-        notice = None
-        parts: list[str] = []
-        shown = sources  # what the backend saw; an LLM's context window may have left the lowest-ranked out
-        try:
-            for delta in answerer.stream(question, sources):
-                parts.append(delta)
-                yield delta
-            if answerer is not self.extractive():
-                shown = answerer.shown(question, sources)
-                text, echoed = drop_example_echo("".join(parts).strip(), shown)
-                if echoed and not MARKER.search(text):  # nothing cited is left: nothing worth showing
-                    raise AnswererError("it repeated the prompt's worked example instead of answering")
-                if echoed:
-                    parts = [text]
-                    notice = f"Removed {echoed} sentence(s) that repeated the prompt's worked example."
-        except Exception as exc:  # noqa: BLE001 - a failing backend must never end the answer
-            # AnswererError messages are written to be safe (no key, no server text); others show only their type
-            reason = str(exc) if isinstance(exc, AnswererError) else type(exc).__name__
-            notice = f"The {backend} backend failed ({reason}); showing the offline extractive answer instead."
-            answerer = self.extractive()  # the answer below is the extractive one; partial LLM text is discarded
-            backend, shown = answerer.name, sources
-            parts = list(answerer.stream(question, sources))
-            yield "\n\n" + notice + "\n\n" + "".join(parts)
-        text = "".join(parts).strip()
-        if not text or NO_ANSWER.lower().rstrip(".") in text.lower():
-            yield self._answer(question, ABSTAIN_TEXT if not text else NO_ANSWER, True, backend, [], sources, t0, t1, notice)
-            return
-        # only what the backend saw may be cited: a marker naming a source trimmed from its context is dropped
-        cited = finalize(text, sources, citable={s.n for s in shown})
-        if not cited.citations:
-            notice = (notice + " " if notice else "") + "The answer cited no source."
-        yield self._answer(question, cited.text, False, backend, cited.citations, cited.sources, t0, t1, notice)
-
-    def _answer(self, question: str, text: str, abstained: bool, backend: str, citations: list[Any],
-                sources: list[Source], t0: float, t1: float, notice: str | None) -> Answer:
-        t2 = time.perf_counter()
-        return Answer(question=question, answer=text, abstained=abstained, backend=backend, citations=citations,
-                      sources=sources, notice=notice,
-                      timings_ms={"retrieve": round((t1 - t0) * 1000, 2), "answer": round((t2 - t1) * 1000, 2),
-                                  "total": round((t2 - t0) * 1000, 2)})
+        yield from answer_stream(question, sources, self.answerer(), self.extractive(), self.settings.min_relevance,
+                                 t0, t1)
 
     # --- collection ----------------------------------------------------------------
     def stats(self) -> dict[str, Any]:

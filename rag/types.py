@@ -34,6 +34,19 @@ class Citation:
 
 
 @dataclass
+class Claim:
+    """One sentence of a written answer, checked against the sources it cites.
+
+    `citations` are the (renumbered) `[n]` the claim keeps after verification; `support` is the best
+    support score of a shown source for it (0..1); `supported` is False when no source supports it."""
+
+    text: str
+    citations: list[int] = field(default_factory=list)
+    support: float = 0.0
+    supported: bool = True
+
+
+@dataclass
 class Answer:
     """An answer with citations; `[n]` in `answer` points to `sources[n-1]`."""
 
@@ -45,9 +58,10 @@ class Answer:
     sources: list[Source] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
     notice: str | None = None
+    claims: list[Claim] = field(default_factory=list)  # filled for written (LLM) answers; empty otherwise
 
     def to_dict(self) -> dict[str, object]:
-        """The JSON contract: question, answer, abstained, backend, citations, sources, timings_ms, notice."""
+        """The JSON contract: question, answer, abstained, backend, citations, sources, timings_ms, notice, claims."""
         d = asdict(self)
         d["sources"] = [{k: s[k] for k in ("n", "paper_id", "title", "score", "text", "url", "year")}
                         for s in d["sources"]]
