@@ -10,6 +10,7 @@ from rag.answerers.base import NO_ANSWER, Answerer, AnswererError
 from rag.citations import MARKER, finalize
 from rag.prompts import drop_example_echo
 from rag.relevance import ABSTAIN_TEXT, relevant
+from rag.settings import Settings
 from rag.types import Answer, Source
 
 
@@ -24,12 +25,12 @@ def make_answer(question: str, text: str, abstained: bool, backend: str, citatio
 
 
 def answer_stream(question: str, sources: list[Source], answerer: Answerer, extractive: Answerer,
-                  min_relevance: float, t0: float, t1: float) -> Iterator[str | Answer]:
+                  settings: Settings, t0: float, t1: float) -> Iterator[str | Answer]:
     """Yield text deltas as the answer is produced, then the final Answer (renumbered citations).
 
     Never raises for backend failures: the extractive answerer stands in, with a notice."""
     backend = answerer.name
-    if not sources or not relevant(question, sources, min_relevance):
+    if not sources or not relevant(question, sources, settings.min_relevance):
         yield ABSTAIN_TEXT
         yield make_answer(question, ABSTAIN_TEXT, True, backend, [], sources, t0, t1, None)
         return

@@ -194,8 +194,7 @@ class Paperchat:
         t0 = time.perf_counter()
         sources = self.retrieve(question[:2000], k, filters)
         t1 = time.perf_counter()
-        yield from answer_stream(question, sources, self.answerer(), self.extractive(), self.settings.min_relevance,
-                                 t0, t1)
+        yield from answer_stream(question, sources, self.answerer(), self.extractive(), self.settings, t0, t1)
 
     # --- collection ----------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
