@@ -14,7 +14,7 @@ from llama_index.core.schema import TextNode
 from ingest.chunking import chunk_paper, embed_text
 from ingest.embeddings import LocalEmbedding
 from ingest.lexical import DIRTY, LexDoc, LexicalIndex
-from ingest.readers import Located, Rejection, estimate_records, read_path
+from ingest.readers import Located, Notice, Rejection, estimate_records, read_path
 from ingest.store import ChunkStore
 
 BATCH_PAPERS = 256
@@ -29,6 +29,7 @@ class IngestReport:
     unchanged: int = 0
     duplicates: int = 0
     rejected: list[Rejection] = field(default_factory=list)
+    warnings: list[Notice] = field(default_factory=list)  # read anyway: encoding used, bytes replaced, ...
     chunks_written: int = 0
     papers_total: int = 0
     chunks_total: int = 0
@@ -40,12 +41,14 @@ class IngestReport:
 
     def summary(self) -> str:
         return (f"added {self.added}, updated {self.updated}, unchanged {self.unchanged}, "
-                f"duplicates {self.duplicates}, rejected {len(self.rejected)}; collection now "
+                f"duplicates {self.duplicates}, rejected {len(self.rejected)}"
+                + (f", warnings {len(self.warnings)}" if self.warnings else "") + "; collection now "
                 f"{self.papers_total} papers, {self.chunks_total} chunks ({self.seconds:.1f} s)")
 
     def to_dict(self) -> dict[str, object]:
         return {"added": self.added, "updated": self.updated, "unchanged": self.unchanged,
                 "duplicates": self.duplicates, "rejected": [str(r) for r in self.rejected],
+                "warnings": [str(w) for w in self.warnings],
                 "chunks_written": self.chunks_written, "papers": self.papers_total,
                 "chunks": self.chunks_total, "seconds": round(self.seconds, 2)}
 
@@ -60,12 +63,15 @@ def release_free_memory() -> None:
         pass
 
 
-def _batches(items: Iterable[Located | Rejection], report: IngestReport) -> Iterator[list[Located]]:
+def _batches(items: Iterable[Located | Rejection | Notice], report: IngestReport) -> Iterator[list[Located]]:
     seen: dict[str, tuple[str, str]] = {}
     batch: list[Located] = []
     for item in items:
         if isinstance(item, Rejection):
             report.rejected.append(item)
+            continue
+        if isinstance(item, Notice):
+            report.warnings.append(item)
             continue
         p = item.paper
         prev = seen.get(p.paper_id)

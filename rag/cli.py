@@ -142,6 +142,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     pc = _engine(args)
     missing = [p for p in args.paths if not Path(p).exists()]
     report = pc.ingest(args.paths, progress=not args.quiet)
+    for w in report.warnings:
+        print(f"warning: {w}", file=sys.stderr)
     for r in report.rejected:
         print(f"rejected: {r}", file=sys.stderr)
     print(json.dumps(report.to_dict(), indent=1) if args.json else report.summary())

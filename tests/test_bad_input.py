@@ -15,7 +15,7 @@ import pytest
 from ingest.embeddings import BUNDLED_DIM, BUNDLED_MODEL, LocalEmbedding
 from ingest.lexical import LexicalIndex
 from ingest.pipeline import IngestReport, check_collection, ingest_paths
-from ingest.readers import read_path
+from ingest.readers import Notice, read_path
 from ingest.store import ChunkStore, make_client
 from rag.cli import main
 from tests.conftest import ROOT
@@ -59,6 +59,7 @@ class Result:
     seen: int
     titles: dict[str, str]  # paper_id -> title, as stored in Chroma
     rejected: list[str]  # "name:line: reason" with the directory part of the path removed
+    warnings: list[str]  # the same for notices (records read anyway)
 
 
 def ingest(world: World, *paths: Path) -> Result:
@@ -67,7 +68,7 @@ def ingest(world: World, *paths: Path) -> Result:
     store = ChunkStore(world.client, name, BUNDLED_MODEL, BUNDLED_DIM)
     lexical = LexicalIndex(world.root / "bm25" / name)
     report = ingest_paths(list(paths), store, lexical, world.embed, progress=False)
-    seen = sum(1 for p in paths for _ in read_path(p))
+    seen = sum(1 for p in paths for it in read_path(p) if not isinstance(it, Notice))
     titles = {str(r.meta["paper_id"]): str(r.meta["title"]) for r in store.iter_chunks()}
     assert check_collection(store, lexical).ok, "Chroma and BM25 disagree after an ingest"
     assert set(lexical.ids) == set(titles)
@@ -77,7 +78,8 @@ def ingest(world: World, *paths: Path) -> Result:
     for r in report.rejected:
         assert r.path, "every rejection names its file"
         rejected.append(str(r).replace(str(r.path), Path(r.path).name, 1))
-    return Result(report, seen, titles, rejected)
+    warnings = [str(w).replace(str(w.path), Path(w.path).name, 1) for w in report.warnings]
+    return Result(report, seen, titles, rejected, warnings)
 
 
 def counts(r: Result) -> tuple[int, int, int, int, int]:
@@ -104,10 +106,18 @@ def test_binary_file(world: World, gen: dict[str, Path]) -> None:
     assert counts(r) == (0, 0, 0, 0, 1)
 
 
-def test_invalid_utf8_line_is_rejected_and_neighbours_indexed(world: World, gen: dict[str, Path]) -> None:
+def test_latin1_bytes_are_read_in_the_detected_encoding(world: World, gen: dict[str, Path]) -> None:
     r = ingest(world, gen["invalid_utf8.jsonl"])
-    assert r.rejected == ["invalid_utf8.jsonl:2: invalid UTF-8 at byte 27 of the line (save the file as UTF-8)"]
-    assert sorted(r.titles) == ["g1", "g3"] and counts(r) == (2, 0, 0, 0, 1)
+    assert r.rejected == [] and counts(r) == (3, 0, 0, 0, 0)
+    assert r.warnings == ["invalid_utf8.jsonl: not UTF-8: read as cp1252 (detected by charset-normalizer)"]
+    assert r.titles["g2"] == "Café ÿ"
+
+
+def test_stray_byte_in_utf8_keeps_the_record(world: World, gen: dict[str, Path]) -> None:
+    r = ingest(world, gen["stray_byte.jsonl"])
+    assert r.rejected == [] and counts(r) == (3, 0, 0, 0, 0)
+    assert r.warnings == ["stray_byte.jsonl:2: invalid utf-8 byte(s) at byte 32 of the line replaced with U+FFFD"]
+    assert r.titles["g2"] == "Zürich \ufffd paper"
 
 
 def test_utf8_bom_is_ignored(world: World, gen: dict[str, Path]) -> None:
@@ -245,7 +255,8 @@ def test_nul_bytes(world: World, gen: dict[str, Path]) -> None:
 
 def test_utf16_file(world: World, gen: dict[str, Path]) -> None:
     r = ingest(world, gen["utf16.jsonl"])
-    assert r.rejected == ["utf16.jsonl: file is UTF-16 encoded; save it as UTF-8"]
+    assert r.rejected == [] and list(r.titles.values()) == ["UTF-16 paper"]
+    assert r.warnings == ["utf16.jsonl: read as UTF-16-LE (byte-order mark)"]
 
 
 def test_unknown_text_format(world: World) -> None:

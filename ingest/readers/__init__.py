@@ -8,13 +8,14 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ingest.readers.base import Item, Located, Rejection, count_lines, head_bytes, is_utf16, looks_binary
+from ingest.readers.base import Item, Located, Notice, Rejection, looks_binary
 from ingest.readers.csv_table import read_csv
 from ingest.readers.daily_papers import looks_like_daily_papers, read_daily_papers
 from ingest.readers.jsonl import read_json, read_jsonl
 from ingest.readers.mapping import has_paper_columns
+from ingest.readers.textio import SAMPLE_BYTES, count_lines, detect_encoding, head_bytes
 
-__all__ = ["Item", "Located", "Rejection", "detect_format", "estimate_records", "read_path"]
+__all__ = ["Item", "Located", "Notice", "Rejection", "detect_format", "estimate_records", "read_path"]
 
 READERS: dict[str, Callable[[Path], Iterator[Item]]] = {
     "jsonl": read_jsonl,
@@ -23,20 +24,18 @@ READERS: dict[str, Callable[[Path], Iterator[Item]]] = {
     "daily_papers": read_daily_papers,
 }
 
-
-SAMPLE_BYTES = 65536
 EXPECTED = ("expected JSONL, JSON, CSV/TSV with a title and an abstract column, BEIR corpus.jsonl, arXiv metadata "
             "or a Daily Papers page (any of them may be .gz)")
 
 
 def detect_format(path: Path) -> str | None:
     """Name of the reader for a file, judged by its content (the name's suffix only breaks ties)."""
-    sample = head_bytes(path, SAMPLE_BYTES)
-    if not sample or looks_binary(sample) or is_utf16(sample):
+    got = sample_text(path)
+    if got is None:
         return None
-    text = sample.decode("utf-8", errors="replace").lstrip("\ufeff").lstrip()
+    text, whole = got[0].lstrip(), got[1]
     if text.startswith(("[", "{")):
-        return _json_flavour(path, text, whole=len(sample) < SAMPLE_BYTES)
+        return _json_flavour(path, text, whole=whole)
     header = text.split("\n", 1)[0]
     for delim in (",", "\t"):
         if delim in header and has_paper_columns(next(iter(csv.reader([header], delimiter=delim)))):
@@ -46,6 +45,18 @@ def detect_format(path: Path) -> str | None:
     if looks_like_daily_papers(text):
         return "daily_papers"
     return None
+
+
+def sample_text(path: Path) -> tuple[str, bool] | None:
+    """The file's first 64 KB decoded in its detected encoding, and whether that is the whole file (None when
+    empty or binary)."""
+    sample = head_bytes(path, SAMPLE_BYTES)
+    if not sample:
+        return None
+    enc = detect_encoding(sample, whole=len(sample) < SAMPLE_BYTES)
+    if enc.ascii_compatible and looks_binary(sample):
+        return None
+    return sample[enc.bom:].decode(enc.name, errors="replace").lstrip("\ufeff"), len(sample) < SAMPLE_BYTES
 
 
 def _json_flavour(path: Path, text: str, whole: bool) -> str:
@@ -76,13 +87,12 @@ def _json_flavour(path: Path, text: str, whole: bool) -> str:
 def unreadable_reason(path: Path) -> str:
     """Why no reader accepts a file, in words a user can act on."""
     sample = head_bytes(path, SAMPLE_BYTES)
-    if is_utf16(sample):
-        return "file is UTF-16 encoded; save it as UTF-8"
     if not sample:
         return "not a readable gzip file (corrupt or truncated before any data)"
-    if looks_binary(sample):
+    got = sample_text(path)
+    if got is None:
         return f"unknown or binary format (the file is not text); {EXPECTED}"
-    if not sample.decode("utf-8", errors="replace").lstrip("\ufeff").strip():
+    if not got[0].strip():
         return "empty file (only whitespace)"
     return f"unknown format; {EXPECTED}"
 

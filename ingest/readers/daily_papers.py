@@ -1,4 +1,8 @@
-"""Reader for a Hugging Face "Daily Papers" page saved as text: title lines, each followed by its abstract."""
+"""Reader for a Hugging Face "Daily Papers" page saved as text: title lines, each followed by its abstract.
+
+Only a page with that shape is read: a "Daily Papers" heading near the top, and most long paragraphs
+preceded by a title line. Any other text is an unknown format, never made-up papers.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from ingest.records import make_paper
 
 MAX_TITLE = 300
 MIN_ABSTRACT = 200
+HEADING = "daily papers"
+HEADING_WITHIN = 40  # non-blank lines from the top
 _DATE = re.compile(r"^(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]* \d{1,2}(, \d{4})?$")
 
 
@@ -26,6 +32,9 @@ def pairs(text: str) -> list[tuple[int, str, str]]:
 
 def looks_like_daily_papers(text: str) -> bool:
     """True when most long paragraphs in the text are preceded by a title-like line."""
+    head = [ln.strip().lower() for ln in text.split("\n") if ln.strip()][:HEADING_WITHIN]
+    if HEADING not in head:
+        return False
     long_paras = sum(1 for ln in text.split("\n") if len(ln.strip()) >= MIN_ABSTRACT)
     return long_paras > 0 and len(pairs(text)) >= max(1, long_paras // 2)
 
@@ -34,6 +43,10 @@ def read_daily_papers(path: Path) -> Iterator[Item]:
     """Papers from a Daily Papers page dump; the listing date (e.g. 'Sep 3') is kept as given."""
     text, errors = read_text(path)
     yield from errors
+    if not looks_like_daily_papers(text):
+        yield Rejection(str(path), None, "unknown format: not a Daily Papers page (no 'Daily Papers' heading "
+                        "followed by titles and abstracts)")
+        return
     date = next((ln.strip() for ln in text.split("\n") if _DATE.match(ln.strip())), None)
     for lineno, title, abstract in pairs(text):
         try:

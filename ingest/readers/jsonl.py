@@ -7,7 +7,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from ingest.readers.base import Item, Located, Rejection, iter_lines, read_text
+from ingest.readers.base import Item, Located, Notice, Rejection, read_text
+from ingest.readers.textio import iter_lines
 from ingest.readers.mapping import paper_from_record
 
 _WS = re.compile(r"[ \t\n\r]*")
@@ -24,9 +25,13 @@ def read_jsonl(path: Path) -> Iterator[Item]:
 
     Raw control characters inside strings (tabs, NUL) are accepted here and cleaned later.
     """
-    for lineno, text, err in iter_lines(path):
-        if err:
-            yield Rejection(str(path), lineno, err)
+    where = str(path)
+    for line in iter_lines(path):
+        lineno, text = line.lineno, line.text
+        if line.warning:
+            yield Notice(where, lineno or None, line.warning)
+        if line.error:
+            yield Rejection(where, lineno, line.error)
             continue
         if not text or not text.strip():
             continue
@@ -39,9 +44,9 @@ def read_jsonl(path: Path) -> Iterator[Item]:
             yield Rejection(str(path), lineno, "malformed JSON (nested too deeply)")
             continue
         try:
-            yield Located(paper_from_record(rec, str(path)), str(path), lineno)
+            yield Located(paper_from_record(rec, where), where, lineno)
         except ValueError as exc:
-            yield Rejection(str(path), lineno, str(exc))
+            yield Rejection(where, lineno, str(exc))
 
 
 def element_lines(text: str) -> list[int] | None:

@@ -37,6 +37,9 @@ def build(dest: Path) -> dict[str, Path]:
     # line 2 carries bytes that are not UTF-8 (a Latin-1 "é" and a stray 0xff)
     put("invalid_utf8.jsonl", _line(_rec(1)) + b'{"id": "g2", "title": "Caf\xe9 \xff", "abstract": "Latin-1 bytes."}\n'
         + _line(_rec(3)))
+    # UTF-8 with one stray byte (0xff) inside a title: the record stays, the byte becomes U+FFFD
+    put("stray_byte.jsonl", _line(_rec(1)) + '{"id": "g2", "title": "Zürich '.encode() + b'\xff paper", '
+        b'"abstract": "One bad byte."}\n' + _line(_rec(3)))
     put("bom.jsonl", b"\xef\xbb\xbf" + _line(_rec(1)) + _line(_rec(2)))
     put("bom.csv", b"\xef\xbb\xbftitle,abstract\r\nBOM header paper,The first header cell starts with a BOM.\r\n")
     put("crlf.jsonl", _line(_rec(1)).replace(b"\n", b"\r\n") + _line(_rec(2)).replace(b"\n", b"\r\n"))
