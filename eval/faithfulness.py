@@ -7,13 +7,13 @@ llama.cpp server the GGUF answerer started), so it needs no API of its own from 
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from eval.qa_metrics import claims
+from rag.backend_config import llm_key
 from rag.settings import Settings
 
 JUDGE_PROMPT = """You check whether a claim is supported by source passages.
@@ -103,7 +103,7 @@ def make_judge(settings: Settings, answerer: Any = None) -> LLMJudge | None:
 
     Duck-typed on the answerer: one with a `complete(messages, max_tokens)` method (the OpenAI-protocol and
     GGUF answerers) is reused as is; otherwise an openai client is built from the settings
-    (`llm_base_url`, `llm_api_key` or OPENAI_API_KEY).
+    (`llm_base_url`, and the key rag.backend_config.llm_key allows for that URL).
     """
     if settings.llm == "extractive":
         return None
@@ -117,7 +117,7 @@ def make_judge(settings: Settings, answerer: Any = None) -> LLMJudge | None:
         return LLMJudge(lambda m, n: answerer.complete(m, max_tokens=n), f"{getattr(answerer, 'name', settings.llm)}:"
                         f"{model}@{_where(url or settings.llm_base_url)}")
     base_url = (url() if callable(url) else url) or settings.llm_base_url
-    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else os.environ.get("OPENAI_API_KEY")
+    key = llm_key(settings, str(base_url) if base_url else None)  # the same key rule as the answerer
     if (settings.llm == "gguf" and not base_url) or (not base_url and not key):
         return None
     try:

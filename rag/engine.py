@@ -15,6 +15,7 @@ from ingest.pipeline import IngestReport, ingest_paths, sync_lexical
 from ingest.store import ChunkStore, make_client
 from rag.answerers.base import Answerer
 from rag.answering import answer_stream
+from rag.backend_config import embed_key, with_llm_fields
 from rag.settings import Settings
 from rag.relevance import ABSTAIN_TEXT, relevant  # noqa: F401 - re-exported for callers
 from rag.types import Answer, Source
@@ -46,7 +47,13 @@ class Paperchat:
 
     def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
         _offline_env()
-        self.settings = settings.model_copy(update=overrides) if settings else Settings(**overrides)
+        if settings is not None:
+            data = {**settings.model_dump(), **overrides}
+            if "llm_api_key" in overrides and "llm_api_key_url" not in overrides:
+                data["llm_api_key_url"] = None  # a key given here belongs to the base URL given with it
+            self.settings = Settings(**data)
+        else:
+            self.settings = Settings(**overrides)
         self._lock = threading.RLock()
         self._embed: Any = None
         self._store: ChunkStore | None = None
@@ -61,7 +68,7 @@ class Paperchat:
             if self._embed is None and self.settings.embed_base_url:
                 from ingest.remote_embeddings import RemoteEmbedding
 
-                key = self.settings.llm_api_key.get_secret_value() if self.settings.llm_api_key else None
+                key = embed_key(self.settings)  # the embedding key, never the LLM key
                 self._embed = RemoteEmbedding(self.settings.embed_base_url, self.settings.embed_model, key,
                                               cache_path=self.settings.cache_path)
             if self._embed is None:
@@ -239,30 +246,43 @@ class Paperchat:
 
     def configure_llm(self, **fields: Any) -> None:
         """Switch the answer backend (any `llm*` setting, validated); the next question uses it."""
-        bad = sorted(k for k in fields if not k.startswith("llm"))
-        if bad:
-            raise ValueError(f"not an LLM setting: {', '.join(bad)}")
-        new = Settings(**{**self.settings.model_dump(), **fields})
+        new = with_llm_fields(self.settings, fields)  # a changed base URL without a new key drops the key
         with self._lock:
+            old, self._answerer = self._answerer, None
             self.settings = new
-            self._answerer = None
+        close = getattr(old, "close", None)
+        if close:
+            close()  # a replaced GGUF backend stops its llama.cpp server (unless another user holds it)
 
     def check_llm(self, **overrides: Any) -> tuple[bool, str]:
         """Ask the configured backend (or one with these `llm*` overrides) a one-source question.
 
-        Returns (ok, message) and never raises: a broken LLM must not take the caller down."""
+        Returns (ok, message) and never raises: a broken LLM must not take the caller down. The message
+        never holds the reply's text (a probe must not read other services); a failure's message is the
+        answerer's own safe one (no key, no server text). A changed base URL without a new key gets no key."""
+        from rag.answerers.base import AnswererError
+
         t0 = time.perf_counter()
+        answerer: Any = None
         try:
             if overrides:
                 from rag.answerers.factory import make_answerer
 
-                answerer = make_answerer(Settings(**{**self.settings.model_dump(), **overrides, "llm_retries": 0}),
-                                         self.embed)
+                answerer = make_answerer(with_llm_fields(self.settings, {**overrides, "llm_retries": 0}), self.embed)
             else:
                 answerer = self.answerer()
             probe = Source(n=1, paper_id="probe", title="Connection test", score=1.0, text="The sky is blue.")
             text = "".join(answerer.stream("What colour is the sky?", [probe])).strip()
+            if not text:
+                return False, f"{answerer.name} returned an empty answer"
+        except AnswererError as exc:
+            return False, str(exc)
         except Exception as exc:  # noqa: BLE001 - reported to the caller, never raised
-            return False, f"{type(exc).__name__}: {exc}"
+            return False, f"{type(exc).__name__} while testing the backend"
+        finally:
+            if overrides and answerer is not None:
+                close = getattr(answerer, "close", None)
+                if close:
+                    close()  # a probe's llama.cpp server is not kept running
         ms = (time.perf_counter() - t0) * 1000
-        return True, f"{answerer.name} answered in {ms:.0f} ms: {text[:120]!r}"
+        return True, f"{answerer.name} answered in {ms:.0f} ms"

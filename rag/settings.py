@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+
 
 class Settings(BaseSettings):
     """paperchat configuration (env vars `PAPERCHAT_*`, or keyword arguments)."""
@@ -20,6 +22,7 @@ class Settings(BaseSettings):
     cache_dir: Path | None = Field(None, description="Embedding cache directory (default: home/cache).")
 
     embed_base_url: str | None = Field(None, description="OpenAI-protocol /v1/embeddings server (vLLM, TEI, Infinity); unset = the bundled MiniLM.")
+    embed_api_key: SecretStr | None = Field(None, description="Key for embed_base_url (never the LLM key).")
     embed_model: str = Field("all-MiniLM-L6-v2", description="Embedding model name sent to embed_base_url.")
     embed_precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="Local model precision for ingest (auto: bf16 where the CPU has native bf16, e.g. AMX).")
@@ -40,7 +43,10 @@ class Settings(BaseSettings):
     llm_base_url: str | None = Field(None, description="OpenAI-compatible base URL (vLLM, Ollama, llama.cpp).")
     llm_model: str = Field("gpt-4o-mini", description="Model name sent to the OpenAI-protocol server "
                            "(left at the default with a base URL: the server's first listed model).")
-    llm_api_key: SecretStr | None = Field(None, description="API key (falls back to OPENAI_API_KEY).")
+    llm_api_key: SecretStr | None = Field(None, description="API key, sent only to the base URL it was configured "
+                                          "with (OPENAI_API_KEY is used for the OpenAI API only).")
+    llm_api_key_url: str | None = Field(None, description="The base URL llm_api_key belongs to (default: llm_base_url "
+                                        "when the key is set, else the OpenAI API).")
     llm_gguf: Path | None = Field(None, description="GGUF model file for the local llama.cpp backend.")
     llm_timeout: float = Field(60.0, gt=0, description="Seconds before an LLM request is abandoned.")
     llm_retries: int = Field(2, ge=0, le=10, description="Retries after a failed LLM request.")
@@ -55,6 +61,8 @@ class Settings(BaseSettings):
             implied = "gguf" if self.llm_gguf else "openai" if self.llm_base_url else None
             if implied:
                 object.__setattr__(self, "llm", implied)
+        if self.llm_api_key is not None and self.llm_api_key_url is None:  # the key belongs to this URL
+            object.__setattr__(self, "llm_api_key_url", self.llm_base_url or OPENAI_BASE_URL)
         return self
 
     @property
@@ -66,4 +74,6 @@ class Settings(BaseSettings):
         out = self.model_dump(mode="json")
         if self.llm_api_key is not None:
             out["llm_api_key"] = "***"
+        if self.embed_api_key is not None:
+            out["embed_api_key"] = "***"
         return out

@@ -183,13 +183,13 @@ def test_streams_deltas_and_sends_settings(fake: FakeOpenAI) -> None:
     assert "Pointer Networks" in body["messages"][-1]["content"]
 
 
-def test_api_key_falls_back_to_openai_api_key(fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_openai_api_key_is_not_sent_to_other_servers(fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-openai-env")
     list(answerer(fake.url).stream("q?", SOURCES))
-    assert fake.requests[-1][0]["Authorization"] == "Bearer sk-from-openai-env"
+    assert fake.requests[-1][0]["Authorization"] != "Bearer sk-from-openai-env"  # only api.openai.com gets it
     monkeypatch.setenv("PAPERCHAT_LLM_API_KEY", "sk-from-paperchat-env")
     list(OpenAIAnswerer(Settings(llm="openai", llm_base_url=fake.url)).stream("q?", SOURCES))
-    assert fake.requests[-1][0]["Authorization"] == "Bearer sk-from-paperchat-env"
+    assert fake.requests[-1][0]["Authorization"] == "Bearer sk-from-paperchat-env"  # configured with this URL
 
 
 def test_default_model_name_becomes_the_servers_model(fake: FakeOpenAI) -> None:

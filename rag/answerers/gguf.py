@@ -2,6 +2,8 @@
 
 The server starts on first use, once per process and model (it is shared by every engine in the
 process), with one slot and two threads: `n_parallel=1` matters, the default made generation ~8x slower.
+Answerers hold a reference to it; when the last one is closed (a backend replaced in Settings, a
+connection test) the server stops. `start_server` pins a server for the life of the process.
 
 Run `python -m rag.answerers.gguf MODEL.gguf` to serve a model in its own process (prints the base URL);
 point `PAPERCHAT_LLM_BASE_URL` at it to share one model between several paperchat processes.
@@ -23,6 +25,8 @@ from rag.settings import Settings
 log = logging.getLogger("paperchat.llm")
 
 _servers: dict[tuple[str, int], Any] = {}  # (model path, context) -> xllamacpp.Server, kept alive
+_refs: dict[tuple[str, int], int] = {}  # answerers using each server
+_pinned: set[tuple[str, int]] = set()  # servers started by start_server: kept until the process ends
 _lock = threading.Lock()
 
 
@@ -36,16 +40,64 @@ def smollm2_path() -> Path | None:
 
 
 def check_gguf(path: Path) -> None:
-    """Raise AnswererError unless path is a readable GGUF file."""
-    if not path.is_file():
-        raise AnswererError(f"GGUF model file not found: {path}")
-    with path.open("rb") as f:
-        if f.read(4) != b"GGUF":
-            raise AnswererError(f"not a GGUF file: {path}")
+    """Raise AnswererError unless path is a readable GGUF file.
+
+    The message is the same for a missing file, a directory and an unreadable or non-GGUF file, so a
+    user who may type a path cannot learn which server paths exist."""
+    try:
+        with path.open("rb") as f:
+            ok = f.read(4) == b"GGUF"
+    except OSError:
+        ok = False
+    if not ok:
+        raise AnswererError("GGUF model file not found, unreadable or not a GGUF file")
+
+
+def _key(model: Path, context: int) -> tuple[str, int]:
+    return str(Path(model).expanduser().resolve()), context
 
 
 def start_server(model: Path, context: int = 4096, threads: int = 2, verbosity: int = 1) -> str:
-    """Start (or reuse) a llama.cpp server for `model` on 127.0.0.1; returns its base URL ending in /v1."""
+    """Start (or reuse) a llama.cpp server for `model` on 127.0.0.1, kept for the life of the process.
+
+    Returns its base URL ending in /v1."""
+    url = _start(model, context, threads, verbosity)
+    with _lock:
+        _pinned.add(_key(model, context))
+    return url
+
+
+def acquire_server(model: Path, context: int = 4096) -> str:
+    """Start (or reuse) the server for `model` and count one more user; pair with `release_server`."""
+    url = _start(model, context)
+    with _lock:
+        key = _key(model, context)
+        _refs[key] = _refs.get(key, 0) + 1
+    return url
+
+
+def release_server(model: Path, context: int = 4096) -> None:
+    """One user fewer; the last one out stops the server (unless it was pinned by start_server)."""
+    key = _key(model, context)
+    with _lock:
+        left = _refs.get(key, 0) - 1
+        if left > 0:
+            _refs[key] = left
+            return
+        _refs.pop(key, None)
+        server = None if key in _pinned else _servers.pop(key, None)
+    if server is not None:
+        log.info("stopping the llama.cpp server for %s", Path(key[0]).name)
+        del server  # xllamacpp stops the server when the object goes
+
+
+def running_servers() -> list[tuple[str, int]]:
+    """(model path, context) of the llama.cpp servers running in this process."""
+    with _lock:
+        return sorted(_servers)
+
+
+def _start(model: Path, context: int = 4096, threads: int = 2, verbosity: int = 1) -> str:
     model = Path(model).expanduser().resolve()
     key = (str(model), context)
     with _lock:
@@ -64,16 +116,17 @@ def start_server(model: Path, context: int = 4096, threads: int = 2, verbosity: 
             try:
                 _servers[key] = xlc.Server(p)
             except RuntimeError as exc:
-                raise AnswererError(f"llama.cpp could not load {model.name}: {exc}") from None
+                log.warning("llama.cpp could not load %s: %s", model.name, exc)
+                raise AnswererError("llama.cpp could not load the configured model file") from None
             log.info("llama.cpp server for %s on %s", model.name, _servers[key].listening_address)
         return str(_servers[key].listening_address).rstrip("/") + "/v1"
 
 
 def start_gguf_server(settings: Settings) -> str:
-    """The base URL of the local server for `settings.llm_gguf` (started on first call)."""
+    """The base URL of the local server for `settings.llm_gguf` (started on first call; counted as a user)."""
     if settings.llm_gguf is None:
         raise AnswererError("no model file: set PAPERCHAT_LLM_GGUF (or --llm-gguf) to a .gguf path")
-    return start_server(settings.llm_gguf, settings.llm_context)
+    return acquire_server(settings.llm_gguf, settings.llm_context)
 
 
 class GGUFAnswerer(OpenAIAnswerer):
@@ -89,9 +142,25 @@ class GGUFAnswerer(OpenAIAnswerer):
         self._local_url: str | None = None
 
     def base_url(self) -> str | None:
-        if self._local_url is None:
-            self._local_url = start_gguf_server(self.settings)
+        with _lock:
+            started = self._local_url is not None
+        if not started:
+            url = start_gguf_server(self.settings)
+            with _lock:
+                if self._local_url is None:
+                    self._local_url = url
+                    url = ""
+            if url:  # another thread got there first: give back the extra reference
+                release_server(self.settings.llm_gguf, self.settings.llm_context)  # type: ignore[arg-type]
         return self._local_url
+
+    def close(self) -> None:
+        """Stop using the local server (it stops when no other answerer uses it); idempotent."""
+        with _lock:
+            had, self._local_url = self._local_url, None
+        self._client_obj = None
+        if had and self.settings.llm_gguf is not None:
+            release_server(self.settings.llm_gguf, self.settings.llm_context)
 
 
 def main(argv: list[str] | None = None) -> int:

