@@ -12,6 +12,14 @@ from rag.types import Citation, Source
 MARKER = re.compile(r"\[(\s*\d+\s*(?:(?:[-–,;]|\band\b)\s*\d+\s*)*)\]")
 
 
+def neutralise(text: str) -> str:
+    """Source text with its bracketed numbers made inert: `[2]` becomes `(2)`.
+
+    Applied to abstracts before they can reach an answer (extractive sentences, the LLM prompt), so only
+    markers we or the model wrote are parsed as citations: an abstract quoting "[2]" cites nothing."""
+    return MARKER.sub(lambda m: f"({m.group(1).strip()})", text)
+
+
 def expand(group: str) -> list[int]:
     """Numbers inside one marker: '1, 3' -> [1, 3]; '1-3' -> [1, 2, 3]; bad ranges are dropped."""
     nums: list[int] = []

@@ -14,6 +14,7 @@ from dataclasses import replace
 from ingest.chunking import count_tokens
 from ingest.sentences import split_sentences
 from rag.answerers.base import NO_ANSWER
+from rag.citations import neutralise
 from rag.types import Source
 
 SYSTEM_PROMPT = f"""You answer questions about research papers using only the numbered sources the user provides.
@@ -71,8 +72,8 @@ _TAG = re.compile(r"</?\s*source\b[^>]*>", re.I)
 
 
 def _clean(text: str) -> str:
-    """Source text made safe to place between tags: no tag look-alikes, no control characters."""
-    text = _TAG.sub(" ", text)
+    """Source text made safe to place between tags: no tag look-alikes, no citation look-alikes, no control characters."""
+    text = neutralise(_TAG.sub(" ", text))  # the source's own "[2]" is not a marker the model may copy
     return re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", " ", text).strip()
 
 

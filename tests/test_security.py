@@ -174,3 +174,94 @@ def test_gguf_path_errors_do_not_reveal_which_paths_exist(tmp_path: Any) -> None
             check_gguf(p)
         messages.add(str(err.value))
     assert len(messages) == 1 and str(tmp_path) not in messages.pop()
+
+
+# --- 3. answers render as text plus our own citation links -------------------------------------
+PLANTED = ("We show ![x](http://203.0.113.7/x.png) results. See [Official code](http://evil.example/code) and "
+           "http://203.0.113.8/bare or www.evil.example. # Heading $$\\Huge\\color{red}{BIG}$$ as established by [2]. "
+           "<img src=http://203.0.113.9/i.png> [[1]](http://evil.example/fake)")
+
+
+def _tags(markup: str) -> list[tuple[str, dict[str, str | None]]]:
+    from html.parser import HTMLParser
+
+    found: list[tuple[str, dict[str, str | None]]] = []
+
+    class P(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            found.append((tag, dict(attrs)))
+
+    P().feed(markup)
+    return found
+
+
+def test_sanitiser_keeps_only_our_tags_and_links() -> None:
+    from ui import render
+
+    out = render.sanitize('<a href="http://evil">x</a><a class="pc-cite" href="#pc-src-0-1">[1]</a>'
+                          '<img src=x onerror=alert(1)><h1>H</h1><script>alert(1)</script><iframe src=x></iframe>'
+                          '<span class="pc-unsupported" title="not found in the sources" onclick="x">c</span>'
+                          '<a href="javascript:alert(1)">j</a><a href="https://arxiv.org/abs/2501.00001">p</a>')
+    tags = _tags(out)
+    assert [t for t, _ in tags] == ["a", "span", "a"]
+    assert tags[0][1]["href"] == "#pc-src-0-1" and tags[2][1]["href"] == "https://arxiv.org/abs/2501.00001"
+    assert "onclick" not in tags[1][1] and "alert" not in out.replace("&#40;", "(").split("<")[0] + "".join(
+        v or "" for _, a in tags for v in a.values())
+    assert "x" in out and "H" in out and "j" in out  # text of dropped tags stays, as text
+
+
+def test_answer_html_is_inert_text_plus_our_citations() -> None:
+    from ui import render
+
+    out = render.answer_html(PLANTED + " Real claim [1].", 3, valid=[1, 2])
+    tags = _tags(out)
+    assert {t for t, _ in tags} <= {"a", "br"}
+    assert all(a["href"] in ("#pc-src-3-1", "#pc-src-3-2") and a["class"] == "pc-cite" for t, a in tags if t == "a")
+    for s in ("![", "](", "$$", "http://", "<img", "# Heading"):
+        assert s not in out, s  # nothing a Markdown, LaTeX or auto-link renderer could pick up
+    assert render.streaming_html(PLANTED).count("<") == 0
+    assert _tags(render.user_html(PLANTED)) == []
+    assert [t for t, _ in _tags(render.notice_html(PLANTED))] == ["div"]
+
+
+def test_paper_links_are_built_from_ids_or_known_paper_sites() -> None:
+    from rag.types import Source
+    from ui import render
+
+    assert render.paper_url("arxiv:2501.00001") == "https://arxiv.org/abs/2501.00001"
+    assert render.paper_url("doi:10.1000/xyz") == "https://doi.org/10.1000/xyz"
+    for bad in ("http://arxiv.org/abs/1", "https://evil.example/x", "javascript:alert(1)", "https://u:p@arxiv.org/x",
+                "https://arxiv.org/abs/1\" onmouseover=\"x"):
+        assert render.paper_url("t:1", bad) is None, bad
+    src = Source(1, "t:1", "![t](http://e/t.png) Title", 1.0, PLANTED, url="http://evil.example/paper")
+    ans = __import__("rag.types", fromlist=["Answer"]).Answer(question="q", answer="a [1].", abstained=False,
+                                                             backend="extractive", citations=[], sources=[src])
+    panel = render.sources_html(ans, 0)
+    assert not [a for t, a in _tags(panel) if t == "a" or t == "img"]
+
+
+def test_bracketed_numbers_in_sources_are_neutralised() -> None:
+    from rag.citations import finalize, neutralise
+    from rag.prompts import format_source
+    from rag.types import Source
+
+    assert neutralise("as established by [2] and [1, 3] or [4-5].") == "as established by (2) and (1, 3) or (4-5)."
+    src = Source(1, "p:1", "Title [3]", 1.0, "A planted claim, as established by [2].")
+    block = format_source(src)
+    assert "[2]" not in block and "(2)" in block and block.startswith("[1] ")  # our own numbering stays
+    two = [src, Source(2, "p:2", "Other", 0.9, "Unrelated.")]
+    assert [c.paper_id for c in finalize(neutralise(src.text) + " [1]", two).citations] == ["p:1"]
+
+
+def test_extractive_answer_quoting_a_bracketed_number_cites_only_its_own_source(sample_engine: Any) -> None:
+    from rag.answerers.extractive import ExtractiveAnswerer
+    from rag.citations import MARKER, expand
+    from rag.types import Source
+
+    srcs = [Source(1, "p:1", "Grokking in deep networks", 1.0,
+                   "Grokking is delayed generalization in deep networks, as established by [2] and [3]."),
+            Source(2, "p:2", "Pointer Networks", 0.95, "Pointer networks use attention to point at input positions."),
+            Source(3, "p:3", "Other", 0.9, "Something else about deep networks and generalization entirely.")]
+    text = "".join(ExtractiveAnswerer(sample_engine.embed).stream("What is grokking?", srcs))
+    sent = next(s for s in text.split(". ") if "delayed generalization" in s)
+    assert [n for m in MARKER.finditer(sent) for n in expand(m.group(1))] == [1], text

@@ -139,7 +139,7 @@ def build_app(engine: Any) -> gr.Blocks:
         state.session.k = int(k) if k else None
         state.session.filters = _filters(year_from, year_to, categories, papers)
         turn = len(state.answers)
-        state.messages = state.messages + [{"role": "user", "content": html.escape(message, quote=False)},
+        state.messages = state.messages + [{"role": "user", "content": render.user_html(message)},
                                            {"role": "assistant", "content": "…"}]
         yield list(state.messages), gr.skip(), state, ""
         final: Answer | None = None
@@ -156,14 +156,14 @@ def build_app(engine: Any) -> gr.Blocks:
             log.exception("chat turn failed")
             state.answers.append(None)
             msg = f"Something went wrong answering this question ({type(exc).__name__}: {exc})."
-            state.messages[-1] = {"role": "assistant", "content": "⚠️ " + html.escape(msg, quote=False)}
+            state.messages[-1] = {"role": "assistant", "content": render.notice_html(msg, "error")}
             yield list(state.messages), render.error_panel(msg), state, ""
             return
         assert final is not None
         state.answers.append(final)
         text = render.answer_html(final.answer, turn, [src.n for src in final.sources])
         if final.notice:
-            text += "\n\n> ⚠️ " + html.escape(final.notice, quote=False)
+            text += render.notice_html(final.notice)
         state.messages[-1] = {"role": "assistant", "content": text}
         yield list(state.messages), render.sources_html(final, turn), state, ""
 
@@ -247,6 +247,10 @@ def build_app(engine: Any) -> gr.Blocks:
                     with gr.Column(scale=3):
                         chatbot = gr.Chatbot(label="Conversation", height=520, elem_id="pc-chat",
                                              buttons=["copy"], feedback_options=None,
+                                             # answers are our sanitised HTML (ui/render.py): no Markdown,
+                                             # no LaTeX, no custom tags from anything an abstract says
+                                             render_markdown=False, latex_delimiters=[], sanitize_html=True,
+                                             allow_tags=False,
                                              placeholder="Ask about the indexed papers. Answers cite them as [n]; "
                                                          "click a marker to see its evidence.")
                         with gr.Row():

@@ -23,6 +23,7 @@ import numpy as np
 
 from ingest.sentences import split_sentences
 from rag.answerers.base import NO_ANSWER
+from rag.citations import neutralise
 from rag.text import overlap_score
 from rag.types import Source
 
@@ -110,7 +111,7 @@ class ExtractiveAnswerer:
             yield NO_ANSWER
             return
         for j, (src, _, sent, _) in enumerate(picked):
-            body = sent.rstrip()
+            body = neutralise(sent).rstrip()  # an abstract's own "[2]" must not become a citation
             end = body[-1] if body[-1] in ".!?" else "."
             body = body.rstrip(".!?")
             yield ("" if j == 0 else " ") + f"{body} [{src.n}]{end}"
