@@ -1,0 +1,436 @@
+"""Incremental paper-level BM25 in one SQLite file: add, update or delete N papers in time ~ N.
+
+Same tokens and the same formula as the bm25s index it replaces (lowercase, `\\b\\w\\w+\\b`, bm25s' English
+stop words, Snowball stemmer; Lucene BM25 with k1=1.5, b=0.75), so rankings are the same, but nothing is
+ever rebuilt in full:
+
+- `docs` holds one row per paper (a never-reused integer id, length, year, chunk count, content hash);
+  `cats` its categories; `postings` per term a few blocks of (doc ids, term frequencies) as packed arrays.
+- Adding papers appends one small block per term they contain; a term's newest blocks are merged while
+  the previous one is at most twice the new size (as a binary counter), so each posting is rewritten
+  O(log n) times in all and a term has O(log n) blocks. Deleting a paper deletes its `docs` row; its
+  postings are skipped at query time (an `alive` mask) and dropped at the term's next merge.
+- Statistics (N, average length, document frequency) are computed at query time over live papers only,
+  so scores are exact after any sequence of adds and deletes.
+- Every change is one SQLite transaction (WAL): a kill -9 loses at most the change in flight. `begin()`
+  records which papers are about to change in Chroma, and the same transaction that indexes them clears
+  the record, so after a crash `pending()` names exactly the papers to re-read from Chroma.
+- Readers in other processes see committed changes at their next search (`PRAGMA data_version`).
+
+Memory in the query process: three arrays over paper ids (length, alive, year), 7 bytes per paper; the
+postings of the query's terms are read per query.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sqlite3
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ingest.lexical import Filters
+
+K1, B = 1.5, 0.75  # bm25s defaults (method "lucene")
+_TOKEN = re.compile(r"(?u)\b\w\w+\b")
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS docs (doc INTEGER PRIMARY KEY AUTOINCREMENT, paper_id TEXT NOT NULL UNIQUE,
+    len INTEGER NOT NULL, year INTEGER, n_chunks INTEGER NOT NULL, content_hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cats (cat TEXT NOT NULL, doc INTEGER NOT NULL, PRIMARY KEY (cat, doc)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS cats_doc ON cats (doc);
+CREATE TABLE IF NOT EXISTS terms (tid INTEGER PRIMARY KEY, term TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS postings (tid INTEGER NOT NULL, blk INTEGER NOT NULL, n INTEGER NOT NULL,
+    docs BLOB NOT NULL, tfs BLOB NOT NULL, PRIMARY KEY (tid, blk)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pending (paper_id TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+"""
+FILE = "bm25.sqlite"
+
+
+@dataclass(frozen=True)
+class IndexDoc:
+    """One paper as the lexical index stores it (any object with these attributes will do; the last two
+    are optional)."""
+
+    paper_id: str
+    text: str  # title + abstract
+    year: int | None = None
+    categories: tuple[str, ...] = ()
+    content_hash: str = ""
+    n_chunks: int = 1
+
+
+class Tokenizer:
+    """bm25s.tokenize(stopwords="en", stemmer=Snowball English) for one text at a time, with a stem cache."""
+
+    def __init__(self) -> None:
+        import Stemmer
+        from bm25s.stopwords import STOPWORDS_EN
+
+        self._stop = frozenset(STOPWORDS_EN)
+        self._stemmer = Stemmer.Stemmer("english")  # PyStemmer is not thread-safe: one per Tokenizer
+        self._cache: dict[str, str] = {}
+
+    def __call__(self, text: str) -> list[str]:
+        words = [w for w in _TOKEN.findall(text.lower()) if w not in self._stop]
+        cache = self._cache
+        new = [w for w in set(words) if w not in cache]
+        if new:
+            if len(cache) > 500_000:
+                cache.clear()
+            cache.update(zip(new, self._stemmer.stemWords(new)))
+        return [cache[w] for w in words]
+
+
+class SqliteBm25:
+    """Paper-level BM25 over title + abstract, persisted incrementally in `directory/bm25.sqlite`.
+
+    Unlike a rebuilt index this object is not a frozen snapshot: its searches see every committed change
+    (its own at once, other processes' at the next search). Writes return `self`."""
+
+    incremental = True
+
+    def __init__(self, directory: Path, k1: float = K1, b: float = B) -> None:
+        self.dir = Path(directory)
+        self.path = self.dir / FILE
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.k1, self.b = k1, b
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=60)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # survives kill -9 (not power loss), like Chroma's own
+        self._db.executescript(SCHEMA)
+        self._tok = Tokenizer()
+        self._version = -1
+        self._dl = np.zeros(0, np.float32)
+        self._alive = np.zeros(0, bool)
+        self._year = np.zeros(0, np.int32)
+        self._n = 0
+        self._avgdl = 1.0
+
+    @classmethod
+    def open(cls, directory: Path) -> SqliteBm25:
+        """The index persisted in `directory`; FileNotFoundError when there is none, sqlite3.DatabaseError
+        (a ValueError subclass is not guaranteed, so it is re-raised as ValueError) when damaged."""
+        if not (Path(directory) / FILE).is_file():
+            raise FileNotFoundError(f"no lexical index in {directory}")
+        try:
+            ix = cls(directory)
+            ix._db.execute("SELECT COUNT(*) FROM docs").fetchone()
+            return ix
+        except sqlite3.DatabaseError as exc:
+            raise ValueError(f"damaged lexical index {directory / FILE}: {exc}") from exc
+
+    @classmethod
+    def empty(cls, directory: Path) -> SqliteBm25:
+        """The index in `directory`, created empty when missing."""
+        return cls(directory)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _meta(self, key: str, default: str = "") -> str:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else default
+
+    # --- in-memory statistics ------------------------------------------------------
+    def _refresh(self) -> None:
+        """Reload the per-paper arrays when any connection (this or another process) committed a change."""
+        version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        if version == self._version:
+            return
+        rows = np.array(self._db.execute("SELECT doc, len, COALESCE(year, -1) FROM docs").fetchall(),
+                        dtype=np.int64).reshape(-1, 3)
+        size = int(rows[:, 0].max()) + 1 if len(rows) else 0
+        self._dl = np.zeros(size, np.float32)
+        self._alive = np.zeros(size, bool)
+        self._year = np.full(size, -1, np.int32)
+        self._dl[rows[:, 0]] = rows[:, 1]
+        self._alive[rows[:, 0]] = True
+        self._year[rows[:, 0]] = rows[:, 2]
+        self._n = len(rows)
+        self._avgdl = float(self._dl.sum()) / self._n if self._n else 1.0
+        self._version = version
+
+    def _alive_of(self, docs: np.ndarray) -> np.ndarray:
+        inside = docs < len(self._alive)
+        keep = np.zeros(len(docs), bool)
+        keep[inside] = self._alive[docs[inside]]
+        return keep
+
+    # --- writes ----------------------------------------------------------------------
+    def begin(self, paper_ids: Sequence[str]) -> None:
+        """Record that these papers are about to change in Chroma (cleared by the add/delete that follows)."""
+        with self._lock:
+            self._db.executemany("INSERT OR IGNORE INTO pending VALUES (?)", ((p,) for p in paper_ids))
+
+    def pending(self) -> list[str]:
+        """Papers whose Chroma write may have happened without their index write (an interrupted ingest)."""
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT paper_id FROM pending")]
+
+    def add(self, docs: Sequence[object], fingerprint: str | None = None, n_chunks: int | None = None,
+            delete: Sequence[str] = ()) -> SqliteBm25:
+        """Index papers (replacing stored versions with the same ids) and remove `delete`, in one transaction.
+
+        `fingerprint` and `n_chunks` describe the collection after this change (kept for the Collection)."""
+        with self._write() as db:
+            self._add_in_tx(db, docs, delete)
+            self._set_meta(db, fingerprint, n_chunks)
+        return self
+
+    def delete(self, paper_ids: Sequence[str], fingerprint: str | None = None, n_chunks: int | None = None
+               ) -> SqliteBm25:
+        """Remove papers."""
+        return self.add([], fingerprint, n_chunks, delete=paper_ids)
+
+    def rebuild(self, docs: Iterable[object], fingerprint: str | None = None, n_chunks: int | None = None
+                ) -> SqliteBm25:
+        """Replace everything by `docs`, in one transaction (other processes see the old index until it commits)."""
+        with self._write() as db:
+            for table in ("docs", "cats", "terms", "postings", "pending"):
+                db.execute(f"DELETE FROM {table}")
+            self._alive[:] = False
+            self._dl[:] = 0
+            batch: list[object] = []
+            for d in docs:
+                batch.append(d)
+                if len(batch) >= 1000:
+                    self._add_in_tx(db, batch, ())
+                    batch = []
+            self._add_in_tx(db, batch, ())
+            self._set_meta(db, fingerprint, n_chunks)
+        return self
+
+    def _set_meta(self, db: sqlite3.Connection, fingerprint: str | None, n_chunks: int | None) -> None:
+        if fingerprint is not None:
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('fingerprint', ?)", (fingerprint,))
+        if n_chunks is not None:
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('n_chunks', ?)", (str(int(n_chunks)),))
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; the in-memory arrays follow it (or are reloaded when it fails)."""
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")  # the write lock first: then the arrays reflect every earlier commit
+            try:
+                self._refresh()
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                self._version = -1  # reload the arrays at the next read
+                raise
+            # our own commit does not change data_version: the arrays were updated as we went
+            self._n = int(self._alive.sum())
+            self._avgdl = float(self._dl.sum()) / self._n if self._n else 1.0
+
+    def _add_in_tx(self, db: sqlite3.Connection, docs: Sequence[object], delete: Sequence[str]) -> None:
+        gone = list(dict.fromkeys([*delete, *(d.paper_id for d in docs)]))  # type: ignore[attr-defined]
+        dead = self._delete(gone)
+        self._alive[dead] = False
+        self._dl[dead] = 0
+        seq = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'docs'").fetchone()
+        first = (int(seq[0]) if seq else 0) + 1
+        rows, cats, lengths, years = [], [], [], []
+        vocab: dict[str, int] = {}
+        tok_ids: list[int] = []
+        for doc, d in enumerate(docs, start=first):
+            tokens = self._tok(d.text)  # type: ignore[attr-defined]
+            year = d.year  # type: ignore[attr-defined]
+            rows.append((doc, d.paper_id, len(tokens), year, int(getattr(d, "n_chunks", 1)),  # type: ignore[attr-defined]
+                         str(getattr(d, "content_hash", ""))))
+            cats.extend((c, doc) for c in dict.fromkeys(d.categories))  # type: ignore[attr-defined]
+            lengths.append(len(tokens))
+            years.append(year if year is not None else -1)
+            tok_ids.extend([vocab.setdefault(t, len(vocab)) for t in tokens])
+        db.executemany("INSERT INTO docs (doc, paper_id, len, year, n_chunks, content_hash) VALUES (?,?,?,?,?,?)", rows)
+        db.executemany("INSERT INTO cats VALUES (?, ?)", cats)
+        self._append(vocab, np.asarray(tok_ids, np.int64), np.repeat(np.arange(first, first + len(rows)), lengths),
+                     first)
+        db.executemany("DELETE FROM pending WHERE paper_id = ?", ((p,) for p in gone))
+        if rows:
+            size = first + len(rows)
+            grow = size - len(self._alive)
+            if grow > 0:
+                self._alive = np.concatenate([self._alive, np.zeros(grow, bool)])
+                self._dl = np.concatenate([self._dl, np.zeros(grow, np.float32)])
+                self._year = np.concatenate([self._year, np.full(grow, -1, np.int32)])
+            self._alive[first:size] = True
+            self._dl[first:size] = lengths
+            self._year[first:size] = years
+
+    def _delete(self, paper_ids: Sequence[str]) -> np.ndarray:
+        """Delete the rows of these papers; returns their doc ids (their postings die with them)."""
+        db = self._db
+        dead: list[int] = []
+        for i in range(0, len(paper_ids), 500):
+            part = list(paper_ids[i:i + 500])
+            docs = [r[0] for r in db.execute(f"SELECT doc FROM docs WHERE paper_id IN ({','.join('?' * len(part))})",
+                                             part)]
+            if docs:
+                marks = ",".join("?" * len(docs))
+                db.execute(f"DELETE FROM cats WHERE doc IN ({marks})", docs)
+                db.execute(f"DELETE FROM docs WHERE doc IN ({marks})", docs)
+                dead.extend(docs)
+        out = np.array(dead, dtype=np.int64)
+        return out[out < len(self._alive)]
+
+    def _append(self, vocab: dict[str, int], tok: np.ndarray, doc: np.ndarray, first_new: int) -> None:
+        """One new block per term, then merge each term's newest blocks while the previous is <= 2x the new.
+
+        `tok` and `doc` give each token occurrence of the new papers: its index in `vocab`, its paper."""
+        db = self._db
+        if not len(tok):
+            return
+        span = int(doc.max()) - first_new + 1
+        keys, tf = np.unique(tok * span + (doc - first_new), return_counts=True)  # sorted by term, then paper
+        k_term, k_doc = keys // span, (keys % span + first_new).astype(np.int32)
+        tf = np.minimum(tf, 65535).astype(np.uint16)
+        cuts = np.flatnonzero(np.diff(k_term)) + 1
+        starts = np.concatenate([[0], cuts]).tolist()
+        ends = np.concatenate([cuts, [len(keys)]]).tolist()
+        names = list(vocab)
+        by_term = {names[int(k_term[i])]: (i, j) for i, j in zip(starts, ends)}
+        terms = list(by_term)
+        tids: dict[str, int] = {}
+        for i in range(0, len(terms), 500):
+            part = terms[i:i + 500]
+            tids.update(db.execute(f"SELECT term, tid FROM terms WHERE term IN ({','.join('?' * len(part))})",
+                                   part).fetchall())
+        missing = [t for t in terms if t not in tids]
+        if missing:
+            start = (db.execute("SELECT COALESCE(MAX(tid), 0) FROM terms").fetchone()[0]) + 1
+            new = {t: start + i for i, t in enumerate(missing)}
+            db.executemany("INSERT INTO terms (tid, term) VALUES (?, ?)", ((v, k) for k, v in new.items()))
+            tids.update(new)
+        old_tids = sorted({tids[t] for t in terms} - {tids[t] for t in missing})
+        blocks: dict[int, list[tuple[int, int]]] = {}
+        for i in range(0, len(old_tids), 500):
+            part = old_tids[i:i + 500]
+            for tid, blk, n in db.execute(f"SELECT tid, blk, n FROM postings WHERE tid IN ({','.join('?' * len(part))}) "
+                                          "ORDER BY tid, blk", part):
+                blocks.setdefault(tid, []).append((blk, n))
+        plans: list[tuple[int, int, list[int], np.ndarray, np.ndarray]] = []
+        for term, (i, j) in by_term.items():
+            tid = tids[term]
+            have = blocks.get(tid, [])
+            merge: list[int] = []
+            size = j - i
+            while have and have[-1][1] <= 2 * size:
+                blk, n = have.pop()
+                merge.append(blk)
+                size += n
+            blk = min(merge) if merge else (have[-1][0] + 1 if have else 0)
+            plans.append((tid, blk, merge, k_doc[i:j], tf[i:j]))
+        pairs = [(tid, b) for tid, _, merge, _, _ in plans for b in merge]
+        old: dict[tuple[int, int], tuple[bytes, bytes]] = {}
+        for i in range(0, len(pairs), 400):
+            part = pairs[i:i + 400]
+            values = ",".join("(?,?)" for _ in part)
+            flat = [x for pair in part for x in pair]
+            for tid, blk, d, f in db.execute(f"SELECT tid, blk, docs, tfs FROM postings WHERE (tid, blk) IN "
+                                             f"(VALUES {values})", flat):
+                old[(tid, blk)] = (d, f)
+        db.executemany("DELETE FROM postings WHERE tid = ? AND blk = ?", pairs)
+        out = []
+        for tid, blk, merge, d, f in plans:
+            if merge:
+                parts = [old[(tid, b)] for b in sorted(merge)]
+                d = np.concatenate([np.frombuffer(p[0], np.int32) for p in parts] + [d])
+                f = np.concatenate([np.frombuffer(p[1], np.uint16) for p in parts] + [f])
+                keep = (d >= first_new) | self._alive_of(d)  # drop postings of deleted papers
+                d, f = d[keep], f[keep]
+            if len(d):
+                out.append((tid, blk, len(d), d.tobytes(), f.tobytes()))
+        db.executemany("INSERT INTO postings VALUES (?, ?, ?, ?, ?)", out)
+
+    # --- reads -----------------------------------------------------------------------
+    def count(self) -> int:
+        """Papers indexed."""
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM docs").fetchone()[0])
+
+    def n_chunks(self) -> int:
+        """The collection's chunk count recorded by the last write."""
+        with self._lock:
+            return int(self._meta("n_chunks", "0"))
+
+    def paper_ids(self) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT paper_id FROM docs ORDER BY paper_id")]
+
+    def versions(self) -> dict[str, tuple[str, int]]:
+        """paper_id -> (content hash, chunk count) of every indexed paper."""
+        with self._lock:
+            return {r[0]: (r[1], r[2]) for r in self._db.execute("SELECT paper_id, content_hash, n_chunks FROM docs")}
+
+    def fingerprint(self) -> str:
+        """The collection fingerprint recorded by the last write ('' when never written)."""
+        with self._lock:
+            return self._meta("fingerprint")
+
+    def _allowed(self, filters: Filters) -> np.ndarray | None:
+        """Boolean mask over doc ids of papers passing the filters (None when there is no filter)."""
+        if filters.empty():
+            return None
+        keep = self._alive.copy()
+        if filters.year_from is not None:
+            keep &= self._year >= filters.year_from
+        if filters.year_to is not None:
+            keep &= (self._year <= filters.year_to) & (self._year >= 0)
+        for values, sql in ((filters.categories, "SELECT doc FROM cats WHERE cat IN ({})"),
+                            (filters.paper_ids, "SELECT doc FROM docs WHERE paper_id IN ({})")):
+            if values:
+                docs = np.array([r[0] for r in self._db.execute(sql.format(",".join("?" * len(values))), list(values))],
+                                dtype=np.int64)
+                sub = np.zeros(len(keep), bool)
+                sub[docs[docs < len(keep)]] = True
+                keep &= sub
+        return keep
+
+    def search(self, query: str, k: int, filters: Filters | None = None) -> list[tuple[str, float]]:
+        """Top-k (paper_id, BM25 score) with score > 0, filters applied inside the scoring."""
+        filters = filters or Filters()
+        with self._lock:
+            self._refresh()
+            terms = self._tok(query)
+            if not terms or not self._n:
+                return []
+            counts = Counter(terms)  # bm25s sums a repeated query term once per occurrence
+            marks = ",".join("?" * len(counts))
+            tids = dict(self._db.execute(f"SELECT term, tid FROM terms WHERE term IN ({marks})", list(counts)).fetchall())
+            allowed = self._allowed(filters)
+            scores = np.zeros(len(self._alive), np.float32)
+            for term, tid in tids.items():
+                blocks = self._db.execute("SELECT docs, tfs FROM postings WHERE tid = ?", (tid,)).fetchall()
+                if not blocks:
+                    continue
+                d = np.concatenate([np.frombuffer(r[0], np.int32) for r in blocks])
+                f = np.concatenate([np.frombuffer(r[1], np.uint16) for r in blocks]).astype(np.float32)
+                live = self._alive_of(d)
+                d, f = d[live], f[live]
+                df = len(d)
+                if not df:
+                    continue
+                idf = math.log(1 + (self._n - df + 0.5) / (df + 0.5))
+                norm = self.k1 * ((1 - self.b) + self.b * self._dl[d] / self._avgdl)
+                scores[d] += np.float32(idf * counts[term]) * (f / (norm + f))
+            if allowed is not None:
+                scores *= allowed
+            k = min(k, int(np.count_nonzero(scores)))
+            if k <= 0:
+                return []
+            top = np.argpartition(-scores, k - 1)[:k]
+            top = top[np.lexsort((top, -scores[top]))]  # ties: earlier-indexed paper first
+            got = dict(self._db.execute(f"SELECT doc, paper_id FROM docs WHERE doc IN ({','.join('?' * len(top))})",
+                                        [int(t) for t in top]).fetchall())
+            return [(got[int(t)], float(scores[t])) for t in top if int(t) in got]
