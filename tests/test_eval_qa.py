@@ -146,7 +146,7 @@ def test_pubmedqa_loader() -> None:
     ds = load_dataset("pubmedqa")
     assert len(ds.items) == 500 and len(ds.corpus_records) == 500 and not ds.corpus_paths
     it, rec = ds.items[0], ds.corpus_records[0]
-    assert it.gold_ids == [f"pubmed:{it.qid}"] and rec["id"] == f"pubmed:{it.qid}"
+    assert it.gold_ids == [f"pmid:{it.qid}"] and rec["id"] == f"pubmed:{it.qid}"  # the reader maps pubmed: to pmid:
     assert rec["title"] == f"PubMed {it.qid}" and len(rec["abstract"]) > 200
     assert it.answer and it.extra["final_decision"] in {"yes", "no", "maybe"}
     assert it.question.endswith("?")

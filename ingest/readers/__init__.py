@@ -9,9 +9,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ingest.readers.base import Item, Located, Notice, Rejection, looks_binary
+from ingest.readers.bibtex import looks_like_bibtex, read_bibtex
 from ingest.readers.csv_table import read_csv
 from ingest.readers.daily_papers import looks_like_daily_papers, read_daily_papers
 from ingest.readers.jsonl import read_json, read_jsonl
+from ingest.readers.medline import looks_like_medline, read_medline
+from ingest.readers.pubmed_xml import looks_like_pubmed_xml, read_pubmed_xml
+from ingest.readers.ris import looks_like_ris, read_ris
 from ingest.readers.mapping import has_paper_columns
 from ingest.readers.textio import SAMPLE_BYTES, count_lines, detect_encoding, head_bytes
 
@@ -22,10 +26,15 @@ READERS: dict[str, Callable[[Path], Iterator[Item]]] = {
     "json": read_json,
     "csv": read_csv,
     "daily_papers": read_daily_papers,
+    "bibtex": read_bibtex,
+    "ris": read_ris,
+    "medline": read_medline,
+    "pubmed_xml": read_pubmed_xml,
 }
 
-EXPECTED = ("expected JSONL, JSON, CSV/TSV with a title and an abstract column, BEIR corpus.jsonl, arXiv metadata "
-            "or a Daily Papers page (any of them may be .gz)")
+EXPECTED = ("expected JSONL, JSON, CSV/TSV with a title and an abstract column (Zotero's CSV export too), BEIR "
+            "corpus.jsonl, arXiv metadata, OpenAlex works, Semantic Scholar papers, BibTeX, RIS, PubMed MEDLINE "
+            "text or PubMed XML, or a Daily Papers page (any of them may be .gz)")
 
 
 def detect_format(path: Path) -> str | None:
@@ -34,6 +43,14 @@ def detect_format(path: Path) -> str | None:
     if got is None:
         return None
     text, whole = got[0].lstrip(), got[1]
+    if text.startswith("<"):
+        return "pubmed_xml" if looks_like_pubmed_xml(text) else None
+    if looks_like_bibtex(text):
+        return "bibtex"
+    if looks_like_ris(text):
+        return "ris"
+    if looks_like_medline(text):
+        return "medline"
     if text.startswith(("[", "{")):
         return _json_flavour(path, text, whole=whole)
     header = text.split("\n", 1)[0]

@@ -58,6 +58,18 @@ class Notice:
 Item = Located | Rejection | Notice
 
 
+COMPOUND = (".gz",)
+
+
+def source_prefix(path: Path) -> str:
+    """The namespace for a file's bare ids: its name without suffixes ('refs.bib.gz' -> 'refs:')."""
+    name = path.name
+    for suffix in COMPOUND:
+        name = name.removesuffix(suffix)
+    stem = name.rsplit(".", 1)[0] if "." in name.strip(".") else name
+    return f"{stem}:" if stem else ""
+
+
 def looks_binary(sample: bytes) -> bool:
     """True when a byte sample is not text (many control bytes, or not UTF-8 and not Latin text)."""
     if not sample:

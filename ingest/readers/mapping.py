@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
-from ingest.records import Paper, make_paper
+from ingest.readers.base import source_prefix
+from ingest.readers.openalex import is_openalex, paper_from_openalex
+from ingest.readers.semantic_scholar import is_semantic_scholar, paper_from_semantic_scholar
+from ingest.records import Paper, make_paper, person
 
-TITLE_KEYS = ("title", "paper_title", "name")
-ABSTRACT_KEYS = ("abstract", "summary", "text", "abstract_text", "body")
-ID_KEYS = ("_id", "id", "paper_id", "arxiv_id", "doc_id", "corpus_id", "doi")
+TITLE_KEYS = ("title", "paper_title", "name", "display_name")
+ABSTRACT_KEYS = ("abstract", "summary", "text", "abstract_text", "body", "abstract note")  # Zotero: Abstract Note
+ID_KEYS = ("_id", "id", "paper_id", "arxiv_id", "doc_id", "corpus_id", "doi", "key")  # Zotero: Key
 AUTHOR_KEYS = ("authors", "author", "authors_parsed")
-DATE_KEYS = ("date", "published", "publication_date", "listing_date", "update_date", "year")
+DATE_KEYS = ("date", "published", "publication_date", "listing_date", "update_date", "year", "publication year")
 URL_KEYS = ("url", "link", "abs_url", "pdf_url")
-CATEGORY_KEYS = ("categories", "category", "tags", "keywords")
+CATEGORY_KEYS = ("categories", "category", "tags", "keywords", "manual tags")
+# fields naming a known kind of id, whatever the record's main id is
+KNOWN_ID_KEYS = {"doi": "doi", "pmid": "pmid", "pubmed_id": "pmid", "pubmed": "pmid", "arxiv_id": "arxiv",
+                 "arxiv": "arxiv", "eprint": "arxiv", "openalex_id": "openalex", "openalex": "openalex"}
 
 
 def _first(rec: Mapping[str, object], keys: tuple[str, ...]) -> object:
@@ -38,17 +45,28 @@ def paper_from_record(rec: object, source: str) -> Paper:
     """A Paper from a dict-like record; ValueError says what is wrong."""
     if not isinstance(rec, Mapping):
         raise ValueError(f"expected an object with title and abstract, got {type(rec).__name__}")
+    if is_openalex(rec):
+        return paper_from_openalex(rec, source)
+    if is_semantic_scholar(rec):
+        return paper_from_semantic_scholar(rec, source)
     title, abstract = _first(rec, TITLE_KEYS), _first(rec, ABSTRACT_KEYS)
     if title is None and abstract is None and not ({str(k).strip().lower() for k in rec}
                                                    & set(TITLE_KEYS + ABSTRACT_KEYS)):
         keys = ", ".join(str(k) for k in list(rec)[:8]) or "none"
         raise ValueError(f"no title or abstract field (keys: {keys})")
     date = _first(rec, DATE_KEYS)
+    lowered = {str(k).strip().lower(): v for k, v in rec.items()}
+    ids = {kind: lowered[key] for key, kind in KNOWN_ID_KEYS.items() if lowered.get(key) not in (None, "")}
+    authors = _first(rec, AUTHOR_KEYS)
+    if "abstract note" in lowered and isinstance(authors, str):  # Zotero's CSV: "Last, First; Last, First"
+        authors = [person(a) for a in authors.split(";") if a.strip()]
     return make_paper(
+        ids=ids,
+        id_prefix="" if schema_of(rec) == "beir" else source_prefix(Path(source)),  # BEIR qrels name bare ids
         title=title,
         abstract=abstract,
         raw_id=_first(rec, ID_KEYS),
-        authors=_first(rec, AUTHOR_KEYS),
+        authors=authors,
         url=_first(rec, URL_KEYS),
         date=str(date) if isinstance(date, int) else date,
         categories=_first(rec, CATEGORY_KEYS),

@@ -125,8 +125,10 @@ def guess_legacy(data: bytes) -> str:
     if not matches:
         return "cp1252"
     best = min(m.chaos for m in matches)
-    near = [m.encoding for m in matches if m.chaos <= best + 0.01]
-    return next((w for w in _WESTERN if w in near), near[0])
+    near = [m for m in matches if m.chaos <= best + 0.01]
+    # an encoding that decodes these bytes to the same text is listed in could_be_from_charset
+    same = {name for m in near for name in [m.encoding, *m.could_be_from_charset]}
+    return next((w for w in _WESTERN if w in same), near[0].encoding)
 
 
 def detect_encoding(sample: bytes, whole: bool = False) -> Encoding:

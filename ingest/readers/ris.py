@@ -1,0 +1,105 @@
+"""RIS reader (EndNote, Zotero, Scopus, Web of Science exports); each record's tags are mapped by rispy.
+
+Records are split here (TY ... ER), streamed through the bounded line reader, so each rejection names the
+line where its record starts. Fields: TI/T1 title, AB/N2 abstract, AU/A1 authors, PY/Y1/DA date, DO doi,
+UR links, KW keywords, ID the record's own id (namespaced by the file's name).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from ingest.readers.base import Item, Located, Notice, Rejection, source_prefix
+from ingest.readers.textio import MAX_RECORD_BYTES, iter_lines, mb
+from ingest.records import make_paper, person
+
+TAG = re.compile(r"^([A-Z][A-Z0-9])  -(?: (.*))?$")
+START = re.compile(r"^TY  - ")
+
+
+def looks_like_ris(text: str) -> bool:
+    """True when the first non-blank line is a RIS record start (`TY  - JOUR`)."""
+    first = next((ln.strip("\ufeff \r") for ln in text.split("\n") if ln.strip()), "")
+    return bool(START.match(first + " " if first.endswith("-") else first))
+
+
+def _date(value: object) -> str | None:
+    """'2020/01/05/' or '2020///' -> '2020-01-05' or '2020'."""
+    if not isinstance(value, str):
+        return None
+    parts = [p for p in value.strip().split("/") if p.strip()]
+    return "-".join(parts[:3]) if parts else None
+
+
+def paper_from_ris(rec: dict[str, object], source: str, prefix: str) -> object:
+    urls = rec.get("urls") if isinstance(rec.get("urls"), list) else []
+    assert isinstance(urls, list)
+    arxiv = next((u for u in urls if isinstance(u, str) and "arxiv.org/" in u), None)
+    return make_paper(
+        title=rec.get("title") or rec.get("primary_title"),
+        abstract=rec.get("abstract") or rec.get("notes_abstract"),
+        raw_id=rec.get("id"),
+        id_prefix=prefix,
+        ids={"doi": rec.get("doi"), "arxiv": arxiv},
+        authors=[person(str(a)) for a in rec.get("authors") or rec.get("first_authors") or []],  # type: ignore[union-attr]
+        url=urls[0] if urls else None,
+        date=_date(rec.get("year") or rec.get("publication_year") or rec.get("date")),
+        categories=[str(k).strip().replace(" ", "_") for k in rec.get("keywords") or [] if str(k).strip()],  # type: ignore[union-attr]
+        source=source,
+    )
+
+
+def read_ris(path: Path) -> Iterator[Item]:
+    """Every record of a RIS file; a bad record is refused with its first line, the rest still read."""
+    import rispy
+
+    where, prefix = str(path), source_prefix(path)
+    record: list[str] = []
+    start = 0
+    size = 0
+    stray: int | None = None
+
+    def finish() -> Iterator[Item]:
+        if not record:
+            return
+        if size > MAX_RECORD_BYTES:
+            yield Rejection(where, start, f"record larger than {mb(MAX_RECORD_BYTES)}; skipped")
+            return
+        text = "\n".join(record) + ("\nER  - \n" if not record[-1].startswith("ER  -") else "\n")
+        try:
+            (rec,) = rispy.loads(text)
+            yield Located(paper_from_ris(rec, where, prefix), where, start)  # type: ignore[arg-type]
+        except ValueError as exc:
+            yield Rejection(where, start, str(exc))
+        except Exception as exc:  # noqa: BLE001 - rispy on a malformed record
+            yield Rejection(where, start, f"malformed RIS record ({type(exc).__name__}: {exc})")
+
+    for line in iter_lines(path):
+        if line.warning:
+            yield Notice(where, line.lineno or None, line.warning)
+        if line.error:
+            yield Rejection(where, line.lineno, line.error)
+            continue
+        if line.text is None:
+            continue
+        text = line.text.lstrip("\ufeff")
+        if START.match(text + " " if text.rstrip() == "TY  -" else text):
+            yield from finish()
+            record, start, size = [text], line.lineno, len(text)
+            if stray is not None:
+                yield Rejection(where, stray, "lines outside a RIS record (no 'TY  - ' line before them)")
+                stray = None
+        elif record:
+            size += len(text)
+            if size <= MAX_RECORD_BYTES:
+                record.append(text)
+            if text.startswith("ER  -"):
+                yield from finish()
+                record = []
+        elif text.strip() and stray is None:
+            stray = line.lineno
+    yield from finish()
+    if stray is not None:
+        yield Rejection(where, stray, "lines outside a RIS record (no 'TY  - ' line before them)")
