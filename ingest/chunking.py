@@ -10,6 +10,7 @@ from pathlib import Path
 
 from llama_index.core.schema import TextNode
 
+from ingest.dedup import dedup_metadata
 from ingest.records import Paper
 from ingest.sentences import split_sentences
 
@@ -117,6 +118,7 @@ def _node(paper: Paper, i: int, n: int, chunk: str) -> TextNode:
         "date": paper.date or "",
         "categories": " ".join(paper.categories),
         "source": paper.source,
+        **dedup_metadata(paper),  # ids and title hash: later ingests find this paper from other sources
     }
     if paper.year is not None:
         meta["year"] = paper.year

@@ -12,6 +12,7 @@ from pathlib import Path
 from llama_index.core.schema import TextNode
 
 from ingest.chunking import chunk_paper, embed_text
+from ingest.dedup import Deduper
 from ingest.embeddings import LocalEmbedding
 from ingest.lexical import DIRTY, LexDoc, LexicalIndex
 from ingest.readers import Located, Notice, Rejection, estimate_records, read_path
@@ -78,6 +79,10 @@ def _batches(items: Iterable[Located | Rejection | Notice], report: IngestReport
         if prev is not None:
             if prev[0] == p.content_hash:
                 report.duplicates += 1
+            elif p.extra and not prev[1].startswith(f"{item.path}:"):  # a DOI, arXiv id, ... in another file
+                report.duplicates += 1
+                report.warnings.append(Notice(item.path, item.line, f"same paper as {p.paper_id} from {prev[1]} "
+                                              "(the same id); kept that one"))
             else:
                 report.rejected.append(Rejection(item.path, item.line, f"duplicate id {p.paper_id} with different "
                                                  f"content (first seen at {prev[1]}); kept the first"))
@@ -168,7 +173,11 @@ def ingest_paths(
     # noise); it pays where cores are spare. At most one write is in flight; its errors surface here.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="paperchat-write") as writer:
         pending: Future[None] | None = None
-        for batch in _batches(items, report):
+        deduper = Deduper()
+        for read_batch in _batches(items, report):
+            batch, notes = deduper.check_batch(read_batch, store)  # one paper from several sources: kept once
+            report.duplicates += len(read_batch) - len(batch)
+            report.warnings.extend(notes)
             todo = _plan(batch, store, report)
             if todo:
                 if not changed:
@@ -185,7 +194,7 @@ def ingest_paths(
                 pending = writer.submit(_write, store, nodes, todo)
                 report.chunks_written += len(nodes)
             release_free_memory()
-            bar.update(len(batch))
+            bar.update(len(read_batch))
             if on_progress:
                 on_progress(report.records, 0)
         if pending is not None:
