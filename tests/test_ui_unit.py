@@ -108,11 +108,13 @@ def test_stage_copies_good_files_under_safe_names_and_refuses_the_rest(tmp_path:
     exe.write_text("MZ")
     big = src / "big.csv"
     big.write_text("x" * 2000)
-    staged = uploads.stage([str(p) for p in (good, gz, fake_gz, binary, exe, big)], tmp_path / "stage",
+    utf16 = src / "refs.bib"
+    utf16.write_bytes("@article{k, title={Café}, abstract={Naïve.}}\n".encode("utf-16"))
+    staged = uploads.stage([str(p) for p in (good, gz, fake_gz, binary, exe, big, utf16)], tmp_path / "stage",
                            max_bytes=1000)
-    assert sorted(staged.files.values()) == ["more.csv.gz", "my papers.jsonl"]
-    for path in staged.files:
-        assert Path(path).parent == tmp_path / "stage" and Path(path).name.startswith("upload-")
+    assert sorted(staged.files.values()) == ["more.csv.gz", "my papers.jsonl", "refs.bib"]
+    for path, shown in staged.files.items():  # the uploaded name (its bare ids' namespace), one directory each
+        assert Path(path).parent.parent == tmp_path / "stage" and Path(path).name == shown
     assert Path(next(p for p, n in staged.files.items() if n == "my papers.jsonl")).read_text() == good.read_text()
     refused = "\n".join(staged.refused)
     for why in ("fake.jsonl.gz: not a gzip file", "blob.json: binary content", "tool.exe: unsupported file type",
@@ -179,6 +181,24 @@ def test_sources_panel_notices() -> None:
     assert "pc-error" in fell_back and "openai backend failed" in fell_back
     empty = render.sources_html(_answer(sources=[], citations=[], abstained=True), 0)
     assert "No paper matched" in empty
+
+
+def test_discard_deletes_only_gradio_temp_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    up = tmp_path / "gradio" / "abc123" / "papers.jsonl"
+    up.parent.mkdir(parents=True)
+    up.write_text("{}")
+    mine = tmp_path / "elsewhere.jsonl"
+    mine.write_text("{}")
+    uploads.discard([str(up), str(mine)])
+    assert not up.exists() and not up.parent.exists() and mine.exists()
+
+
+def test_report_markdown_lists_warnings() -> None:
+    rep = {"added": 1, "papers": 1, "rejected": [], "warnings": ["/tmp/x/000/refs.bib: not UTF-8: read as cp1252 "
+                                                                 "(detected by charset-normalizer)"]}
+    md = render.report_markdown(rep, {"/tmp/x/000/refs.bib": "refs.bib"})
+    assert "warnings 1" in md and "refs.bib: not UTF-8: read as cp1252" in md and "/tmp/x" not in md
 
 
 def test_report_markdown_shows_uploaded_names_not_staged_paths() -> None:

@@ -206,6 +206,7 @@ def build_app(engine: Any) -> gr.Blocks:
                 parts.append(render.report_markdown(report.to_dict(), staged.files))
             if staged.refused:
                 parts.append("Files refused:\n" + "\n".join(f"- {html.escape(r)}" for r in staged.refused))
+        uploads.discard(list(files))  # Gradio's temp copies; the staged ones went with the temporary directory
         return ("\n\n".join(parts), *collection_views())
 
     # --- backend settings -------------------------------------------------------------
@@ -276,8 +277,10 @@ def build_app(engine: Any) -> gr.Blocks:
                         sources = gr.HTML(render.EMPTY_PANEL, elem_id="pc-sources", label="Sources")
                 cite_request = gr.Textbox(visible="hidden", elem_id="pc-cite-request")
             with gr.Tab("Add papers", id="add"):
-                gr.Markdown(f"Upload JSONL/JSON, CSV/TSV with a header, arXiv metadata, a BEIR `corpus.jsonl` or a "
-                            f"Daily Papers page (any of them gzipped), up to {uploads.MAX_UPLOAD} each. "
+                gr.Markdown(f"Upload BibTeX (`.bib`), RIS (`.ris`), Zotero's CSV export, PubMed (MEDLINE `.nbib`/`.txt` "
+                            "or XML), OpenAlex or Semantic Scholar JSON, JSONL/JSON, CSV/TSV with a title and an "
+                            "abstract column, arXiv metadata, a BEIR `corpus.jsonl` or a Daily Papers page (any "
+                            f"of them gzipped, any encoding), up to {uploads.MAX_UPLOAD} each. "
                             "Re-adding the same papers changes nothing.")
                 files = gr.File(file_count="multiple", file_types=uploads.FILE_TYPES, label="Paper files",
                                 elem_id="pc-upload")

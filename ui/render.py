@@ -322,14 +322,17 @@ def report_markdown(report: dict[str, object], names: dict[str, str]) -> str:
         return s
 
     rejected = [shown(str(r)) for r in report.get("rejected", [])]  # type: ignore[union-attr]
+    warnings = [shown(str(w)) for w in report.get("warnings", [])]  # type: ignore[union-attr]
     lines = [f"**added {report.get('added', 0)}** · updated {report.get('updated', 0)} · "
              f"unchanged {report.get('unchanged', 0)} · duplicates {report.get('duplicates', 0)} · "
-             f"rejected {len(rejected)} · collection now **{report.get('papers', 0)} papers** "
-             f"({report.get('seconds', 0)} s)"]
-    if rejected:
-        lines.append("")
-        lines.append("Rejected records (file:line: reason):")
-        lines.extend("- `" + r.replace("`", "'") + "`" for r in rejected[:200])
-        if len(rejected) > 200:
-            lines.append(f"- ... and {len(rejected) - 200} more")
+             f"rejected {len(rejected)} · " + (f"warnings {len(warnings)} · " if warnings else "")
+             + f"collection now **{report.get('papers', 0)} papers** ({report.get('seconds', 0)} s)"]
+    for title, rows in (("Rejected records (file:line: reason):", rejected),
+                        ("Read with warnings (file:line: what happened):", warnings)):
+        if rows:
+            lines.append("")
+            lines.append(title)
+            lines.extend("- `" + r.replace("`", "'") + "`" for r in rows[:200])
+            if len(rows) > 200:
+                lines.append(f"- ... and {len(rows) - 200} more")
     return "\n".join(lines)

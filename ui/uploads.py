@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import gzip
+import os
 import re
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ingest.readers.textio import detect_encoding
+
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 MAX_UPLOAD = "50mb"  # the same limit for Gradio's launch(max_file_size=...)
-SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".txt")
+SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".txt", ".bib", ".ris", ".nbib", ".xml")
 ALLOWED = tuple(SUFFIXES) + tuple(s + ".gz" for s in SUFFIXES)
 FILE_TYPES = [*SUFFIXES, ".gz"]  # for gr.File(file_types=...): what the browser's picker offers
 
@@ -40,7 +44,7 @@ def _looks_ok(path: Path, suffix: str) -> str | None:
                 head = gz.read(4096)
         except (OSError, EOFError) as exc:
             return f"unreadable gzip ({exc})"
-    if b"\x00" in head:
+    if b"\x00" in head and detect_encoding(head).ascii_compatible:  # UTF-16/32 text has zero bytes
         return "binary content, expected text"
     return None
 
@@ -55,7 +59,10 @@ class Staged:
 
 
 def stage(uploads: list[str], directory: Path, max_bytes: int = MAX_UPLOAD_BYTES) -> Staged:
-    """Check each upload and copy the good ones to `directory/upload-NNN<suffix>`."""
+    """Check each upload and copy the good ones to `directory/NNN/<shown name>`.
+
+    The uploaded name is kept (a file's bare ids are namespaced by its name, e.g. `my papers:1`), inside a
+    directory of its own so two uploads with one name never meet."""
     out = Staged(directory)
     directory.mkdir(parents=True, exist_ok=True)
     for i, src in enumerate(uploads):
@@ -77,7 +84,27 @@ def stage(uploads: list[str], directory: Path, max_bytes: int = MAX_UPLOAD_BYTES
         if why:
             out.refused.append(f"{shown}: {why}")
             continue
-        dest = directory / f"upload-{i:03d}{suffix}"
+        dest = directory / f"{i:03d}" / shown
+        dest.parent.mkdir()
         shutil.copyfile(path, dest)
         out.files[str(dest)] = shown
     return out
+
+
+def gradio_temp_dir() -> Path:
+    """Where Gradio keeps uploaded files (GRADIO_TEMP_DIR, else <tmp>/gradio)."""
+    return Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio").resolve()
+
+
+def discard(uploads: list[str]) -> None:
+    """Delete Gradio's temp copies of uploads once ingested (only files inside Gradio's temp directory)."""
+    root = gradio_temp_dir()
+    for src in uploads:
+        path = Path(src).resolve()
+        if root not in path.parents:
+            continue
+        try:
+            path.unlink(missing_ok=True)
+            path.parent.rmdir()  # Gradio puts each upload in a directory of its own; kept if not empty
+        except OSError:
+            pass
