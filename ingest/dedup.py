@@ -12,7 +12,9 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from ingest.readers.base import Located, Notice
+from pathlib import Path
+
+from ingest.readers.base import Located, Notice, source_prefix
 from ingest.records import ID_KINDS, Paper, title_key
 
 MIN_TITLE_CHARS = 24  # shorter titles ("Introduction", "Editorial") are too common to mean the same paper
@@ -103,6 +105,11 @@ class Deduper:
                 keep.append(it)
                 self._remember(p, f"{it.path}:{it.line}")
                 continue
+            legacy = stored.get(legacy_id(it) or "")
+            if legacy is not None and title_key(legacy.title) == title_key(p.title):  # else: another file's "1"
+                notices.append(Notice(it.path, it.line, f"same paper as {legacy.paper_id}, stored before bare ids "
+                                      f"were namespaced by file name; kept that one, skipped this {p.paper_id}"))
+                continue
             hit = self._match(p)
             if hit:
                 known, kind = hit
@@ -123,9 +130,18 @@ class _Stored:
     title_hash: str | None
 
 
+def legacy_id(it: Located) -> str | None:
+    """The id a record had before bare ids were namespaced by file name ('papers:1' from papers.csv -> '1')."""
+    prefix = source_prefix(Path(it.path))
+    pid = it.paper.paper_id
+    return pid.removeprefix(prefix) if prefix and pid.startswith(prefix) else None
+
+
 def stored_records(store: Any, batch: list[Located]) -> dict[str, _Stored]:
-    """Stored papers that share a paper id, a known id or a title hash with a batch (one query)."""
-    clauses: list[dict[str, Any]] = [{"paper_id": {"$in": sorted({it.paper.paper_id for it in batch})}}]
+    """Stored papers that share a paper id (or its pre-namespace form), a known id or a title hash with a
+    batch (one query)."""
+    pids = {it.paper.paper_id for it in batch} | {lid for it in batch if (lid := legacy_id(it))}
+    clauses: list[dict[str, Any]] = [{"paper_id": {"$in": sorted(pids)}}]
     for kind in ID_KINDS:
         values = sorted({it.paper.extra[kind] for it in batch if kind in it.paper.extra})
         if values:

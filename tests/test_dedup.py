@@ -123,3 +123,25 @@ def test_update_that_changes_a_title_is_reported(world: World, tmp_path: Path) -
     assert counts(r) == (0, 1, 0, 0, 0)
     assert [str(w) for w in r.warnings] == [f"{f}:2: updates papers:1, whose title changes from 'Old title of the "
                                             "first paper' to 'An unrelated paper on proteins'"]
+
+
+def test_collections_from_before_namespaced_ids_get_no_second_copy(world: World, tmp_path: Path) -> None:
+    from ingest.chunking import chunk_paper
+    from ingest.records import make_paper
+
+    col = world.collection()
+    old = make_paper(title="A paper stored under its bare id", abstract="Stored long ago.", raw_id="7")
+    nodes = chunk_paper(old)
+    for n in nodes:
+        n.embedding = [0.0] * BUNDLED_DIM
+        n.embedding[0] = 1.0
+    col[0].upsert(nodes)
+    f = tmp_path / "papers.csv"
+    f.write_text("id,title,abstract\n7,A paper stored under its bare id,Stored long ago.\n")
+    r = world.ingest(col, f)
+    assert counts(r) == (0, 0, 0, 1, 0) and ids(col) == {"7"}
+    assert [w.message for w in r.warnings] == ["same paper as 7, stored before bare ids were namespaced by file "
+                                               "name; kept that one, skipped this papers:7"]
+    other = tmp_path / "other.csv"  # another file's row 7 (once, it overwrote the stored one)
+    other.write_text("id,title,abstract\n7,An unrelated paper numbered seven,Something else.\n")
+    assert counts(world.ingest(col, other)) == (1, 0, 0, 0, 0) and ids(col) == {"7", "other:7"}
