@@ -92,12 +92,12 @@ def test_zotero_csv() -> None:
 def test_openalex_api_page_and_snapshot() -> None:
     papers, rejected = read("openalex_works.json")
     assert papers == [
-        (1, "doi:10.7717/peerj.4375",
+        (3, "doi:10.7717/peerj.4375",
          "The state of OA: a large-scale analysis of the prevalence and impact of Open Access articles", 2018,
          "https://doi.org/10.7717/peerj.4375"),
-        (2, "openalex:W3128889090", "A work without a DOI on sparse retrieval", 2021, "https://example.org/sparse-retrieval"),
+        (17, "openalex:W3128889090", "A work without a DOI on sparse retrieval", 2021, "https://example.org/sparse-retrieval"),
     ]
-    assert rejected == ["openalex_works.json: record 3: missing abstract"]
+    assert rejected == ["openalex_works.json:23: record 3: missing abstract"]
     first = next(it.paper for it in read_path(DATA / "openalex_works.json") if isinstance(it, Located))
     assert first.abstract.startswith("Despite growing interest in Open Access (OA) to scholarly literature, there is")
     assert first.extra == {"doi": "10.7717/peerj.4375", "pmid": "29456894", "openalex": "W2741809807"}
@@ -110,12 +110,12 @@ def test_openalex_api_page_and_snapshot() -> None:
 def test_semantic_scholar() -> None:
     papers, rejected = read("s2_search.json")
     assert papers == [
-        (1, "arxiv:1706.03762", "Attention is All you Need", 2017, "https://arxiv.org/abs/1706.03762"),
-        (2, "doi:10.1093/bioinformatics/btz682",
+        (2, "arxiv:1706.03762", "Attention is All you Need", 2017, "https://arxiv.org/abs/1706.03762"),
+        (7, "doi:10.1093/bioinformatics/btz682",
          "BioBERT: a pre-trained biomedical language representation model for biomedical text mining", 2019,
          "https://doi.org/10.1093/bioinformatics/btz682"),
     ]
-    assert rejected == ["s2_search.json: record 3: missing abstract"]
+    assert rejected == ["s2_search.json:11: record 3: missing abstract"]
     bio = [it.paper for it in read_path(DATA / "s2_search.json") if isinstance(it, Located)][1]
     assert bio.extra == {"doi": "10.1093/bioinformatics/btz682", "pmid": "31501885",
                          "s2": "0b0a1c1d2e3f405162738495a6b7c8d9e0f1a2b3"}

@@ -49,13 +49,39 @@ def read_jsonl(path: Path) -> Iterator[Item]:
             yield Rejection(where, lineno, str(exc))
 
 
-def element_lines(text: str) -> list[int] | None:
-    """The line on which each element of a top-level JSON array starts (None when the text is no array)."""
+def _value_start(text: str, key: str) -> int | None:
+    """Offset where the value of `key` starts in a top-level JSON object (None when not found)."""
     decoder = json.JSONDecoder(strict=False)
     i = _WS.match(text).end()  # type: ignore[union-attr]
-    if text[i:i + 1] != "[":
+    if text[i:i + 1] != "{":
         return None
-    i, pos, line, out = i + 1, 0, 1, []
+    i += 1
+    while True:
+        i = _WS.match(text, i).end()  # type: ignore[union-attr]
+        if text[i:i + 1] != '"':
+            return None
+        name, i = decoder.raw_decode(text, i)
+        i = _WS.match(text, i).end()  # type: ignore[union-attr]
+        if text[i:i + 1] != ":":
+            return None
+        i = _WS.match(text, i + 1).end()  # type: ignore[union-attr]
+        if name == key:
+            return i
+        _, i = decoder.raw_decode(text, i)
+        i = _WS.match(text, i).end()  # type: ignore[union-attr]
+        if text[i:i + 1] == ",":
+            i += 1
+
+
+def element_lines(text: str, key: str | None = None) -> list[int] | None:
+    """The line on which each element of a top-level JSON array starts, or of the array under `key` of a
+    top-level object (None when there is no such array)."""
+    decoder = json.JSONDecoder(strict=False)
+    i = _WS.match(text).end() if key is None else _value_start(text, key)  # type: ignore[union-attr]
+    if i is None or text[i:i + 1] != "[":
+        return None
+    pos, line, out = 0, 1, []
+    i += 1
     while True:
         i = _WS.match(text, i).end()  # type: ignore[union-attr]
         if i >= len(text) or text[i] == "]":
@@ -72,7 +98,8 @@ def element_lines(text: str) -> list[int] | None:
 def read_json(path: Path) -> Iterator[Item]:
     """A JSON document: a list of records, or an object holding one (e.g. {"papers": [...]}) or keyed by id.
 
-    Rejections name the line where a record starts when the document is a list, else the record number.
+    Rejections name the line where a record starts (in a list, or a list inside an object such as an OpenAlex
+    or Semantic Scholar API page), else the record number.
     """
     text, errors = read_text(path)
     yield from errors
@@ -91,7 +118,8 @@ def read_json(path: Path) -> Iterator[Item]:
         records = doc
         lines = element_lines(text)
     elif isinstance(doc, dict) and any(isinstance(v, list) and v and isinstance(v[0], dict) for v in doc.values()):
-        records = next(v for v in doc.values() if isinstance(v, list) and v and isinstance(v[0], dict))
+        key, records = next((k, v) for k, v in doc.items() if isinstance(v, list) and v and isinstance(v[0], dict))
+        lines = element_lines(text, key)
     elif isinstance(doc, dict) and "title" in {str(k).lower() for k in doc}:
         records = [doc]
         lines = [1 + text.count("\n", 0, len(text) - len(text.lstrip()))]
