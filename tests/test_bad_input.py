@@ -127,15 +127,16 @@ def test_stray_byte_in_utf8_keeps_the_record(world: World, gen: dict[str, Path])
 
 def test_bare_ids_are_namespaced_by_file(world: World, tmp_path: Path) -> None:
     """Two files numbering their rows from 1 keep all their papers (issue 16); BEIR corpus ids stay bare."""
-    a, b = tmp_path / "a.csv", tmp_path / "b.jsonl"
+    a, b, c = tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "c.jsonl"
     a.write_text("id,title,abstract\n1,Alpha paper,About alpha.\n2,Beta paper,About beta.\n")
-    b.write_text("".join(json.dumps({"id": str(i), "title": f"Other {i}", "abstract": "Else."}) + "\n" for i in (1, 2)))
+    b.write_text("id,title,abstract\n1,Gamma paper,About gamma.\n2,Delta paper,About delta.\n")
+    c.write_text("".join(json.dumps({"id": str(i), "title": f"Other {i}", "abstract": "Else."}) + "\n" for i in (1, 2)))
     beir = tmp_path / "corpus.jsonl"
     beir.write_text(json.dumps({"_id": "4983", "title": "BEIR doc", "text": "Corpus text."}) + "\n")
-    got = {it.paper.paper_id for p in (a, b, beir) for it in read_path(p) if hasattr(it, "paper")}
-    assert got == {"a:1", "a:2", "b:1", "b:2", "4983"}
-    r = ingest(world, a, b)
-    assert counts(r) == (4, 0, 0, 0, 0)
+    got = {it.paper.paper_id for p in (a, b, c, beir) for it in read_path(p) if hasattr(it, "paper")}
+    assert got == {"a:1", "a:2", "b:1", "b:2", "c:1", "c:2", "4983"}
+    r = ingest(world, a, b, c)
+    assert counts(r) == (6, 0, 0, 0, 0) and r.report.papers_total == 6
 
 
 def test_utf8_bom_is_ignored(world: World, gen: dict[str, Path]) -> None:

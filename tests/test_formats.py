@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ingest.readers import Located, Notice, Rejection, detect_format, read_path
-from tests.conftest import ROOT, SAMPLE
+from tests.conftest import ROOT, SAMPLE, NetworkGuard
 
 DATA = ROOT / "tests" / "data" / "formats"
 BAD = ROOT / "tests" / "data" / "bad"
@@ -223,3 +223,10 @@ def test_bibtex_in_other_encodings(tmp_path: Path, encoding: str) -> None:
     assert [p.title for p in papers] == ["Attention Is All You Need",
                                          "Café Culture and the Naïve Bayes Classifier: a Study in Zürich"]
     assert len(notices) == 1 and ("cp1252" in notices[0] or "UTF-16" in notices[0])
+
+
+def test_no_reader_needs_the_network(network_guard: NetworkGuard) -> None:
+    """PubMed XML names its DTD by URL: it must never be fetched (nor anything else)."""
+    items = [it for name in SAMPLES for it in read_path(DATA / name)]
+    assert sum(isinstance(it, Located) for it in items) == 21
+    assert network_guard.outside() == [] and network_guard.attempts == []
