@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--no-auth", action="store_true", help="allow a non-loopback bind without auth")
+    p.add_argument("--allow-settings", action="store_true",
+                   help="let admins (PAPERCHAT_AUTH=name[admin]:password) change the answer backend in the UI")
     _common(p)
     p = sub.add_parser("eval", help="offline evaluation (retrieval, qa, compare)")
     p.add_argument("eval_args", nargs=argparse.REMAINDER)
@@ -209,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "serve":
             from ui.app import serve
 
-            return serve(_engine(args), host=args.host, port=args.port, no_auth=args.no_auth)
+            return serve(_engine(args), host=args.host, port=args.port, no_auth=args.no_auth,
+                         allow_settings=args.allow_settings)
         return {"ask": cmd_ask, "ingest": cmd_ingest, "stats": cmd_stats, "doctor": cmd_doctor,
                 "chat": cmd_chat}[args.cmd](args)
     except KeyboardInterrupt:

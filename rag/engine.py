@@ -198,6 +198,8 @@ class Paperchat:
         question = (question or "").strip()
         if not question:
             raise ValueError("question is empty")
+        if len(question) > self.settings.max_question_chars:
+            raise ValueError(f"question is {len(question)} characters (limit {self.settings.max_question_chars})")
         t0 = time.perf_counter()
         sources = self.retrieve(question[:2000], k, filters)
         t1 = time.perf_counter()

@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     embed_precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="Local model precision for ingest (auto: bf16 where the CPU has native bf16, e.g. AMX).")
 
+    max_question_chars: int = Field(2000, ge=100, description="Longest question accepted (API, UI, CLI).")
+    max_turns: int = Field(50, ge=1, description="Turns a chat session keeps in memory.")
     top_k: int = Field(5, ge=1, le=100, description="Papers passed to the answerer.")
     candidates: int = Field(100, ge=10, le=1000, description="Candidates each retriever returns before fusion.")
     fusion: Literal["rrf", "score"] = Field("score", description="How dense and BM25 rankings are combined (score: min-max normalised weighted sum; best on SciFact train).")

@@ -265,3 +265,132 @@ def test_extractive_answer_quoting_a_bracketed_number_cites_only_its_own_source(
     text = "".join(ExtractiveAnswerer(sample_engine.embed).stream("What is grokking?", srcs))
     sent = next(s for s in text.split(". ") if "delayed generalization" in s)
     assert [n for m in MARKER.finditer(sent) for n in expand(m.group(1))] == [1], text
+
+
+# --- 2. the backend is the operator's ----------------------------------------------------------
+def test_settings_access_rules() -> None:
+    from ui.app import SettingsAccess
+    from ui.auth import admin_users, parse_credentials
+
+    assert parse_credentials("alice[admin]:pw") == [("alice", "pw")]
+    assert admin_users("alice[admin]:pw") == {"alice"} and admin_users("bob:pw") == frozenset()
+    assert not SettingsAccess().may_edit("alice") and not SettingsAccess().may_edit(None)
+    auth = SettingsAccess(allow=True, auth=True, admins=frozenset({"alice"}))
+    assert auth.may_edit("alice") and not auth.may_edit("bob") and not auth.may_edit(None)
+    assert SettingsAccess(allow=True, auth=False).may_edit(None)  # open loopback server with --allow-settings
+
+
+def test_allow_settings_is_refused_on_an_open_network_bind(capsys: pytest.CaptureFixture[str]) -> None:
+    from ui.app import serve
+
+    class Engine:
+        settings = Settings()
+
+    assert serve(Engine(), host="0.0.0.0", no_auth=True, allow_settings=True) == 2
+    assert "refusing --allow-settings" in capsys.readouterr().err
+
+
+# --- 4. smaller fixes -------------------------------------------------------------------------
+def _guarded(hosts: frozenset[str] | None) -> Any:
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse, PlainTextResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from ui.guard import RequestGuard
+
+    async def login(request: Any) -> Any:
+        form = await request.form()
+        ok = form.get("password") == "right"
+        return JSONResponse({"success": ok}, status_code=200 if ok else 400)
+
+    async def home(request: Any) -> Any:
+        return PlainTextResponse("ok")
+
+    app = Starlette(routes=[Route("/", home), Route("/login", login, methods=["POST"])])
+    return TestClient(RequestGuard(app, hosts=hosts))
+
+
+def test_foreign_host_header_is_refused_on_a_loopback_server() -> None:
+    from ui.guard import allowed_hosts, host_of
+
+    client = _guarded(allowed_hosts("127.0.0.1"))
+    for host in ("127.0.0.1:7860", "localhost:7860", "LOCALHOST", "[::1]:7860", "localhost."):
+        assert client.get("/", headers={"host": host}).status_code == 200, host
+    for host in ("rebind.attacker.example", "rebind.attacker.example:7860", "127.0.0.1.nip.io", ""):
+        assert client.get("/", headers={"host": host}).status_code == 400, host
+    assert allowed_hosts("0.0.0.0") is None and "paper.example" in allowed_hosts("paper.example")  # type: ignore[operator]
+    assert host_of("[::1]:80") == "::1" and host_of("Example.ORG.:80") == "example.org"
+
+
+def test_failed_logins_are_rate_limited_per_client() -> None:
+    client = _guarded(None)
+    for _ in range(5):
+        assert client.post("/login", data={"username": "a", "password": "wrong"}).status_code == 400
+    r = client.post("/login", data={"username": "a", "password": "right"})
+    assert r.status_code == 429 and int(r.headers["retry-after"]) > 0  # even the right password waits
+
+
+def test_login_limiter_window() -> None:
+    from ui.guard import LoginLimiter
+
+    now = [0.0]
+    lim = LoginLimiter(max_failures=5, window_s=60, clock=lambda: now[0])
+    for _ in range(5):
+        lim.failed("1.2.3.4")
+    assert lim.retry_after("1.2.3.4") > 0 and lim.retry_after("5.6.7.8") == 0
+    now[0] = 61
+    assert lim.retry_after("1.2.3.4") == 0
+
+
+def test_question_length_and_memory_are_capped() -> None:
+    from rag.chat import ChatSession
+    from rag.types import Answer
+    from ui.app import ChatState
+
+    pc = _engine()
+    with pytest.raises(ValueError, match="limit 2000"):
+        next(pc.ask_stream("x" * 2_000_000))
+
+    class Engine:
+        settings = Settings(max_turns=3)
+
+        def answerer(self) -> Any:
+            return None
+
+        def ask_stream(self, q: str, k: Any, f: Any) -> Any:
+            yield Answer(question=q, answer="a", abstained=True, backend="x", citations=[], sources=[])
+
+    chat = ChatSession(Engine())
+    for i in range(10):
+        chat.ask(f"question {i}")
+    assert [t.question for t in chat.history] == ["question 7", "question 8", "question 9"]
+
+    st = ChatState(chat)
+    for i in range(60):
+        st.messages += [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]
+        st.answers.append(None)
+        st.trim(50)
+    assert len(st.answers) == 50 and st.offset == 10 and st.messages[0]["content"] == "q10" and len(st.messages) == 100
+
+
+def test_collection_summary_does_not_show_server_paths() -> None:
+    from ui import render
+
+    md = render.stats_markdown({"papers": 1, "chunks": 2, "embedding_model": "m", "home": "/srv/secret/home",
+                                "chroma": "http://user:pw@10.0.0.1:8000", "collection": "papers", "llm": "x"})
+    assert "/srv/secret" not in md and "10.0.0.1" not in md
+
+
+def test_uploads_are_deleted_after_ingest(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ui.uploads import discard as discard_uploads
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    up = tmp_path / "gradio" / "abc123" / "papers.jsonl"
+    up.parent.mkdir(parents=True)
+    up.write_text("{}")
+    outside = tmp_path / "mine.jsonl"
+    outside.write_text("{}")
+    discard_uploads([str(up), str(outside)])
+    assert not up.exists() and not up.parent.exists() and (tmp_path / "gradio").exists()
+    assert outside.exists()  # only Gradio's upload cache is touched

@@ -22,12 +22,14 @@ from ingest.lexical import Filters  # noqa: E402
 from rag.chat import ChatSession  # noqa: E402
 from rag.types import Answer  # noqa: E402
 from ui import render, uploads  # noqa: E402
-from ui.auth import AUTH_ENV, AuthError, checker, is_loopback, resolve_auth  # noqa: E402
+from ui.auth import AUTH_ENV, AuthError, admin_users, checker, is_loopback, resolve_auth  # noqa: E402
+from ui.guard import RequestGuard, allowed_hosts  # noqa: E402
 
 log = logging.getLogger("paperchat.ui")
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data" / "sample"
 CHAT_CONCURRENCY = 4  # chat turns served at once; the queue holds the rest
+MAX_TURNS = 50  # turns a browser session keeps (messages, answers and the conversation memory)
 TABLE_HEADERS = ["paper_id", "title", "authors", "year", "categories"]
 
 CSS = """
@@ -97,6 +99,15 @@ class ChatState:
     session: ChatSession
     messages: list[dict[str, str]] = field(default_factory=list)
     answers: list[Answer | None] = field(default_factory=list)
+    offset: int = 0  # turns dropped from the front (MAX_TURNS); turn t is answers[t - offset]
+
+    def trim(self, max_turns: int = MAX_TURNS) -> None:
+        """Keep the last `max_turns` turns (a turn is one user and one assistant message)."""
+        while len(self.answers) > max_turns:
+            self.answers.pop(0)
+            self.offset += 1
+            first = next((i for i, m in enumerate(self.messages[1:], 1) if m["role"] == "user"), len(self.messages))
+            del self.messages[:first]
 
 
 def _int(x: Any) -> int | None:
@@ -107,9 +118,31 @@ def _filters(year_from: Any, year_to: Any, categories: list[str] | None, papers:
     return Filters(_int(year_from), _int(year_to), tuple(categories or ()), tuple(papers or ()))
 
 
-def build_app(engine: Any) -> gr.Blocks:
-    """The Blocks app over a Paperchat engine."""
+@dataclass(frozen=True)
+class SettingsAccess:
+    """Who may change the answer backend: nobody unless the server runs with --allow-settings; then, with
+    auth, only the admin users (`alice[admin]:pw` in PAPERCHAT_AUTH); without auth (loopback only), anyone."""
+
+    allow: bool = False
+    auth: bool = False
+    admins: frozenset[str] = frozenset()
+
+    def may_edit(self, user: str | None) -> bool:
+        if not self.allow:
+            return False
+        return user in self.admins if self.auth else True
+
+
+def _user(request: gr.Request | None) -> str | None:
+    return getattr(request, "username", None) if request is not None else None
+
+
+def build_app(engine: Any, access: SettingsAccess | None = None) -> gr.Blocks:
+    """The Blocks app over a Paperchat engine (Settings read-only unless `access` allows)."""
     s = engine.settings
+    access = access or SettingsAccess()
+    max_chars = int(getattr(s, "max_question_chars", 2000))
+    max_turns = int(getattr(s, "max_turns", MAX_TURNS))
 
     # --- reads of the collection ------------------------------------------------
     def collection_views(query: str = "") -> tuple[Any, ...]:
@@ -136,9 +169,13 @@ def build_app(engine: Any) -> gr.Blocks:
         if not message:
             yield list(state.messages), gr.skip(), state, ""
             return
+        if len(message) > max_chars:  # the textbox stops at max_chars; API callers get this
+            msg = f"Questions are limited to {max_chars} characters (this one has {len(message)})."
+            yield list(state.messages), render.error_panel(msg), state, gr.skip()
+            return
         state.session.k = int(k) if k else None
         state.session.filters = _filters(year_from, year_to, categories, papers)
-        turn = len(state.answers)
+        turn = state.offset + len(state.answers)
         state.messages = state.messages + [{"role": "user", "content": render.user_html(message)},
                                            {"role": "assistant", "content": "…"}]
         yield list(state.messages), gr.skip(), state, ""
@@ -155,12 +192,14 @@ def build_app(engine: Any) -> gr.Blocks:
         except Exception as exc:  # noqa: BLE001 - a failing backend must not take the app down
             log.exception("chat turn failed")
             state.answers.append(None)
+            state.trim(max_turns)
             msg = f"Something went wrong answering this question ({type(exc).__name__}: {exc})."
             state.messages[-1] = {"role": "assistant", "content": render.notice_html(msg, "error")}
             yield list(state.messages), render.error_panel(msg), state, ""
             return
         assert final is not None
         state.answers.append(final)
+        state.trim(max_turns)
         text = render.answer_html(final.answer, turn, [src.n for src in final.sources])
         if final.notice:
             text += render.notice_html(final.notice)
@@ -168,9 +207,9 @@ def build_app(engine: Any) -> gr.Blocks:
         yield list(state.messages), render.sources_html(final, turn), state, ""
 
     def show_turn(state: ChatState | None, turn: int) -> Any:
-        if state is None or not 0 <= turn < len(state.answers):
+        if state is None or not 0 <= turn - state.offset < len(state.answers):
             return gr.skip()
-        ans = state.answers[turn]
+        ans = state.answers[turn - state.offset]
         return render.sources_html(ans, turn) if ans else gr.skip()
 
     def on_cite_request(request: str, state: ChatState | None) -> Any:
@@ -186,7 +225,7 @@ def build_app(engine: Any) -> gr.Blocks:
         idx = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
         if not isinstance(idx, int) or idx >= len(state.messages) or state.messages[idx]["role"] != "assistant":
             return gr.skip()
-        turn = sum(1 for m in state.messages[:idx] if m["role"] == "assistant")
+        turn = state.offset + sum(1 for m in state.messages[:idx] if m["role"] == "assistant")
         return show_turn(state, turn)
 
     def clear() -> tuple[Any, ...]:
@@ -196,47 +235,69 @@ def build_app(engine: Any) -> gr.Blocks:
     def add_papers(files: list[str] | None, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
         if not files:
             return ("Choose one or more files first.", *collection_views())
-        with tempfile.TemporaryDirectory(prefix="paperchat-upload-") as tmp:
-            staged = uploads.stage(list(files), Path(tmp))
-            parts = []
-            if staged.files:
-                progress(0, desc="Reading, chunking and embedding")
-                report = engine.ingest(list(staged.files),
-                                       on_progress=lambda n, _: progress((n, None), desc=f"{n} records read"))
-                parts.append(render.report_markdown(report.to_dict(), staged.files))
-            if staged.refused:
-                parts.append("Files refused:\n" + "\n".join(f"- {html.escape(r)}" for r in staged.refused))
-        uploads.discard(list(files))  # Gradio's temp copies; the staged ones went with the temporary directory
+        try:
+            with tempfile.TemporaryDirectory(prefix="paperchat-upload-") as tmp:
+                staged = uploads.stage(list(files), Path(tmp))
+                parts = []
+                if staged.files:
+                    progress(0, desc="Reading, chunking and embedding")
+                    report = engine.ingest(list(staged.files),
+                                           on_progress=lambda n, _: progress((n, None), desc=f"{n} records read"))
+                    parts.append(render.report_markdown(report.to_dict(), staged.files))
+                if staged.refused:
+                    parts.append("Files refused:\n" + "\n".join(f"- {html.escape(r)}" for r in staged.refused))
+        finally:  # Gradio's temp copies, also when ingest failed; the staged ones went with the temporary directory
+            uploads.discard(list(files))
         return ("\n\n".join(parts), *collection_views())
 
     # --- backend settings -------------------------------------------------------------
+    def _gguf_path(text: str) -> str | None:
+        current = engine.settings.llm_gguf
+        if current is not None and text == current.name:  # the field shows the name only
+            return str(current)
+        return text or None
+
     def llm_fields(backend: str, base_url: str, model: str, api_key: str, gguf: str, timeout: float
                    ) -> dict[str, Any]:
         fields: dict[str, Any] = {"llm": backend, "llm_base_url": (base_url or "").strip() or None,
                                   "llm_model": (model or "").strip() or s.llm_model,
-                                  "llm_gguf": (gguf or "").strip() or None}
+                                  "llm_gguf": _gguf_path((gguf or "").strip())}
         if timeout:
             fields["llm_timeout"] = float(timeout)
         if api_key:
             fields["llm_api_key"] = api_key
         return fields
 
-    def test_connection(*args: Any) -> str:
-        ok, msg = engine.check_llm(**llm_fields(*args))
-        return ("✅ " if ok else "❌ ") + html.escape(msg)
+    def test_connection(backend: str, base_url: str, model: str, api_key: str, gguf: str, timeout: float,
+                        request: gr.Request) -> str:
+        """ok or failed, never the reply's text. Without the right to edit, only the current backend is tested."""
+        if access.may_edit(_user(request)):
+            ok, msg = engine.check_llm(**llm_fields(backend, base_url, model, api_key, gguf, timeout))
+            return "✅ ok" if ok else f"❌ failed: {html.escape(msg)}"  # the answerer's own safe message
+        ok, _ = engine.check_llm()  # the operator's backend, as configured
+        return "✅ ok: the current backend answers" if ok else "❌ failed: the current backend did not answer"
 
-    def apply_settings(*args: Any) -> tuple[str, str]:
-        fields = llm_fields(*args)
+    def apply_settings(backend: str, base_url: str, model: str, api_key: str, gguf: str, timeout: float,
+                       request: gr.Request) -> tuple[str, str]:
+        if not access.may_edit(_user(request)):
+            log.warning("refused a settings change from %r", _user(request))
+            return ("❌ not applied: the answer backend is the operator's (start the server with --allow-settings "
+                    "and sign in as an admin to change it)", render.stats_markdown(engine.stats()))
+        fields = llm_fields(backend, base_url, model, api_key, gguf, timeout)
         ok, msg = engine.check_llm(**fields)  # never switch to a backend that cannot answer
         if not ok:
-            return (f"❌ not applied, the backend did not answer: {html.escape(msg)}",
-                    render.stats_markdown(engine.stats()))
+            return f"❌ not applied, the backend did not answer: {html.escape(msg)}", render.stats_markdown(engine.stats())
         try:
             engine.configure_llm(**fields)
         except Exception as exc:  # noqa: BLE001 - shown to the user; the current backend stays
             return f"❌ not applied: {html.escape(str(exc))}", render.stats_markdown(engine.stats())
         return (f"✅ answers now come from **{engine.settings.llm}** (if it fails, the offline extractive "
                 "answer is shown with a notice)", render.stats_markdown(engine.stats()))
+
+    def settings_access(request: gr.Request) -> tuple[Any, ...]:
+        """Per session: editable widgets for who may edit, read-only ones for everyone else."""
+        edit = access.may_edit(_user(request))
+        return (*(gr.update(interactive=edit) for _ in range(6)), gr.update(interactive=edit, visible=edit))
 
     # --- layout ---------------------------------------------------------------------------
     with gr.Blocks(title="paperchat", analytics_enabled=False, fill_width=True) as demo:
@@ -256,7 +317,7 @@ def build_app(engine: Any) -> gr.Blocks:
                                                          "click a marker to see its evidence.")
                         with gr.Row():
                             question = gr.Textbox(show_label=False, placeholder="Ask a question…", scale=5,
-                                                  elem_id="pc-question", max_length=2000, submit_btn=False)
+                                                  elem_id="pc-question", max_length=max_chars, submit_btn=False)
                             send = gr.Button("Ask", variant="primary", scale=1, elem_id="pc-send")
                         examples = gr.Dataset(components=[question], label="Example questions",
                                               samples=[[q] for q in engine.example_questions(4)],
@@ -293,21 +354,31 @@ def build_app(engine: Any) -> gr.Blocks:
                 table = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, wrap=True, elem_id="pc-table",
                                      max_height=560)
             with gr.Tab("Settings", id="settings"):
-                gr.Markdown("Answer backend for everyone using this server. A failing LLM never stops the app: "
-                            "answers fall back to the offline extractive backend, with a notice.")
+                if access.allow:
+                    gr.Markdown("Answer backend for everyone using this server" + (" (admins only)" if access.auth
+                                else "") + ". A failing LLM never stops the app: answers fall back to the "
+                                "offline extractive backend, with a notice.")
+                else:
+                    gr.Markdown("The answer backend is set by the operator (read-only here; `paperchat serve "
+                                "--allow-settings` lets admins change it). \"Test connection\" checks the current "
+                                "backend.", elem_id="pc-settings-readonly")
                 with gr.Row():
-                    backend = gr.Radio(["extractive", "openai", "gguf"], value=s.llm, label="Backend")
-                    timeout = gr.Number(value=s.llm_timeout, label="Timeout (s)", minimum=1)
+                    backend = gr.Radio(["extractive", "openai", "gguf"], value=s.llm, label="Backend",
+                                       interactive=access.allow)
+                    timeout = gr.Number(value=s.llm_timeout, label="Timeout (s)", minimum=1, interactive=access.allow)
                 base_url = gr.Textbox(value=s.llm_base_url or "", label="Base URL (OpenAI-compatible server)",
-                                      elem_id="pc-base-url",
+                                      elem_id="pc-base-url", interactive=access.allow,
                                       placeholder="http://127.0.0.1:8080/v1")
-                model = gr.Textbox(value=s.llm_model, label="Model")
-                api_key = gr.Textbox(value="", type="password", label="API key",
+                model = gr.Textbox(value=s.llm_model, label="Model", interactive=access.allow)
+                api_key = gr.Textbox(value="", type="password", label="API key (sent only to this base URL)",
+                                     elem_id="pc-api-key", interactive=access.allow,
                                      placeholder="(set)" if s.llm_api_key else "(none)")
-                gguf = gr.Textbox(value=str(s.llm_gguf or ""), label="GGUF model file (gguf backend)")
+                gguf = gr.Textbox(value=s.llm_gguf.name if s.llm_gguf else "", label="GGUF model file (gguf backend)",
+                                  elem_id="pc-gguf", interactive=access.allow)
                 with gr.Row():
                     test_btn = gr.Button("Test connection", elem_id="pc-test")
-                    apply_btn = gr.Button("Apply", variant="primary", elem_id="pc-apply")
+                    apply_btn = gr.Button("Apply", variant="primary", elem_id="pc-apply", interactive=access.allow,
+                                          visible=access.allow)
                 llm_status = gr.Markdown(elem_id="pc-llm-status")
 
         # --- events ------------------------------------------------------------------------
@@ -332,18 +403,34 @@ def build_app(engine: Any) -> gr.Blocks:
         apply_btn.click(apply_settings, llm_inputs, [llm_status, stats_md], api_visibility="private",
                         concurrency_limit=1)
         demo.load(collection_views, None, views, api_visibility="private")
+        if access.allow and access.auth:
+            demo.load(settings_access, None, [backend, timeout, base_url, model, api_key, gguf, apply_btn],
+                      api_visibility="private")
     return demo
 
 
-def serve(engine: Any, host: str = "127.0.0.1", port: int = 7860, no_auth: bool = False) -> int:
-    """Index the sample papers if the collection is empty, then serve the UI until interrupted."""
+def serve(engine: Any, host: str = "127.0.0.1", port: int = 7860, no_auth: bool = False,
+          allow_settings: bool = False) -> int:
+    """Index the sample papers if the collection is empty, then serve the UI until interrupted.
+
+    The answer backend is read-only in the UI unless `allow_settings` (then, with auth, for admins only;
+    an open server may allow it only on a loopback bind)."""
+    auth_value = os.environ.get(AUTH_ENV)
     try:
-        pairs = resolve_auth(host, no_auth, os.environ.get(AUTH_ENV))
+        pairs = resolve_auth(host, no_auth, auth_value)
+        admins = admin_users(auth_value) if pairs else frozenset()
     except (AuthError, OSError) as exc:
         print(f"paperchat serve: {exc}", file=sys.stderr)
         return 2
     if not pairs and not is_loopback(host):
         print(f"paperchat serve: WARNING: serving on {host} without auth (--no-auth)", file=sys.stderr)
+    if allow_settings and not pairs and not is_loopback(host):
+        print(f"paperchat serve: refusing --allow-settings on {host} without auth: anyone could point the backend "
+              f"at their own server; set {AUTH_ENV}=admin[admin]:password", file=sys.stderr)
+        return 2
+    if allow_settings and pairs and not admins:
+        print(f"paperchat serve: --allow-settings: no admin in {AUTH_ENV} (mark one as user[admin]:password); "
+              "settings stay read-only", file=sys.stderr)
     if engine.stats()["papers"] == 0:
         if SAMPLE_DIR.is_dir():
             print(f"paperchat serve: the collection is empty; indexing the sample papers in {SAMPLE_DIR}",
@@ -351,13 +438,17 @@ def serve(engine: Any, host: str = "127.0.0.1", port: int = 7860, no_auth: bool 
             print(engine.ingest([SAMPLE_DIR]).summary(), file=sys.stderr)
         else:
             print("paperchat serve: the collection is empty; add papers on the 'Add papers' tab", file=sys.stderr)
-    demo = build_app(engine)
+    demo = build_app(engine, SettingsAccess(allow=allow_settings, auth=bool(pairs), admins=admins))
     demo.queue(default_concurrency_limit=2, max_size=256)
     print(f"paperchat serve: http://{host}:{port}" + (" (login required)" if pairs else ""), file=sys.stderr,
           flush=True)
+    from starlette.middleware import Middleware
+
+    # Host header check (DNS rebinding) and failed-login rate limit, in front of every route
+    guard = Middleware(RequestGuard, hosts=allowed_hosts(host))  # type: ignore[arg-type]
     demo.launch(server_name=host, server_port=port, share=False, inbrowser=False,
                 auth=checker(pairs) if pairs else None, auth_message="paperchat: sign in",
                 max_file_size=uploads.MAX_UPLOAD, theme=theme(), css=CSS, head=HEAD, ssr_mode=False,
                 pwa=False, mcp_server=False, enable_monitoring=False, footer_links=["api", "settings"],
-                show_error=False, quiet=True)
+                show_error=False, quiet=True, app_kwargs={"middleware": [guard]})
     return 0

@@ -1,9 +1,13 @@
-"""Who may use the UI: loopback binds are open, any other bind needs credentials or an explicit --no-auth."""
+"""Who may use the UI: loopback binds are open, any other bind needs credentials or an explicit --no-auth.
+
+`PAPERCHAT_AUTH` is `user:password` or a file of such lines; `alice[admin]:pw` makes alice an admin (the only
+users who may change the answer backend, and only when the server runs with --allow-settings)."""
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,31 +29,58 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _pair(text: str, where: str) -> tuple[str, str]:
+_ADMIN = re.compile(r"^(.*?)\s*\[admin\]$", re.I)
+
+
+def split_role(user: str) -> tuple[str, bool]:
+    """('alice', True) for 'alice[admin]'; (user, False) otherwise."""
+    m = _ADMIN.match(user.strip())
+    return (m.group(1).strip(), True) if m else (user.strip(), False)
+
+
+def _entry(text: str, where: str) -> tuple[str, str, bool]:
     user, sep, password = text.partition(":")
-    if not sep or not user.strip() or not password:
-        raise AuthError(f"{where}: expected user:password")
-    return user.strip(), password
+    name, admin = split_role(user)
+    if not sep or not name or not password:
+        raise AuthError(f"{where}: expected user:password (or user[admin]:password)")
+    return name, password, admin
 
 
-def parse_credentials(value: str) -> list[tuple[str, str]]:
-    """`user:password`, or the path of a file with one `user:password` per line (# comments allowed)."""
+def _pair(text: str, where: str) -> tuple[str, str]:
+    name, password, _ = _entry(text, where)
+    return name, password
+
+
+def parse_entries(value: str) -> list[tuple[str, str, bool]]:
+    """(user, password, admin) from `user:password` / `user[admin]:password`, or a file of such lines."""
     value = value.strip()
     if not value:
         raise AuthError(f"{AUTH_ENV} is empty")
     path = Path(value).expanduser()
     if path.is_file():
-        pairs = []
+        entries = []
         for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             line = line.strip()
             if line and not line.startswith("#"):
-                pairs.append(_pair(line, f"{path}:{i}"))
-        if not pairs:
+                entries.append(_entry(line, f"{path}:{i}"))
+        if not entries:
             raise AuthError(f"{path}: no user:password lines")
-        return pairs
+        return entries
     if ":" not in value:
         raise AuthError(f"{AUTH_ENV} must be user:password or the path of an existing file of user:password lines")
-    return [_pair(value, AUTH_ENV)]
+    return [_entry(value, AUTH_ENV)]
+
+
+def parse_credentials(value: str) -> list[tuple[str, str]]:
+    """`user:password`, or the path of a file with one `user:password` per line (# comments allowed)."""
+    return [(u, p) for u, p, _ in parse_entries(value)]
+
+
+def admin_users(value: str | None) -> frozenset[str]:
+    """The users marked `[admin]` in a PAPERCHAT_AUTH value (empty when unset)."""
+    if not value or not value.strip():
+        return frozenset()
+    return frozenset(u for u, _, admin in parse_entries(value) if admin)
 
 
 def resolve_auth(host: str, no_auth: bool, auth_value: str | None) -> list[tuple[str, str]] | None:

@@ -306,10 +306,10 @@ def error_panel(message: str) -> str:
 
 
 def stats_markdown(stats: dict[str, object]) -> str:
-    """The collection summary shown above the papers table."""
+    """The collection summary shown above the papers table (not the server's data directory)."""
     return (f"**{stats.get('papers', 0)} papers** ({stats.get('chunks', 0)} chunks) · "
-            f"embedding model `{stats.get('embedding_model', '?')}` · data directory `{stats.get('home', '?')}` · "
-            f"Chroma: {stats.get('chroma', '?')} · collection `{stats.get('collection', '?')}` · "
+            f"embedding model `{stats.get('embedding_model', '?')}` · "
+            f"Chroma: {'embedded' if stats.get('chroma') == 'embedded' else 'server'} · collection `{stats.get('collection', '?')}` · "
             f"answer backend: {stats.get('llm', '?')}")
 
 
