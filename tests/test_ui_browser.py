@@ -66,7 +66,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Iterato
                PYTHONPATH=os.pathsep.join([str(ROOT / "tests" / "data" / "netguard"), env.get("PYTHONPATH", "")]))
     NETLOG.unlink(missing_ok=True)
     log = open(home / "serve.log", "w")
-    proc = subprocess.Popen([*_paperchat_cmd(), "serve", "--port", str(port)], cwd=ROOT, env=env, stdout=log,
+    proc = subprocess.Popen([*_paperchat_cmd(), "serve", "--port", str(port), "--allow-settings"], cwd=ROOT, env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}/"
     try:
