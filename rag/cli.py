@@ -127,7 +127,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if args.questions:
         for line in args.questions.read_text(encoding="utf-8").splitlines():
             if line.strip():
-                print(json.dumps(pc.ask(line, args.k, filters).to_dict(), ensure_ascii=False), flush=True)
+                try:
+                    out = pc.ask(line, args.k, filters).to_dict()
+                except ValueError as exc:  # e.g. a line over max_question_chars: reported, the rest still asked
+                    out = {"question": line[:200], "error": str(exc)}
+                print(json.dumps(out, ensure_ascii=False), flush=True)
         return 0
     if not args.question:
         print("paperchat ask: give a question or --questions FILE", file=sys.stderr)
