@@ -158,3 +158,32 @@ def test_random_text_is_an_unknown_format(tmp_path: Path) -> None:
     f = tmp_path / "notes.txt"
     f.write_text("\n\n".join(" ".join(rnd.choice(words) for _ in range(rnd.choice([5, 60]))) for _ in range(40)))
     assert detect_format(f) is None
+
+
+@pytest.mark.parametrize("name,head,tail", [
+    ("bomb.json.gz", b'[{"title": "Bomb", "abstract": "', b'"}]'),
+    ("bomb.bib.gz", b"@article{x, title={Bomb}, abstract={", b"}}\n"),
+])
+def test_whole_file_formats_stop_at_their_cap(tmp_path: Path, name: str, head: str, tail: bytes,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import ingest.readers.base as base
+
+    monkeypatch.setattr(base.read_text, "__defaults__", (4 << 20,))  # a 4 MB cap instead of 128 MB
+    f = tmp_path / name
+    with gzip.open(f, "wb") as gz:
+        gz.write(head + b" " * (8 << 20) + tail)
+    assert [str(it) for it in read_path(f)] == [
+        f"{f}: file larger than 4 MB decompressed; this format is read whole, so split the file"]
+
+
+def test_pubmed_xml_record_cap(tmp_path: Path) -> None:
+    f = tmp_path / "big.xml.gz"
+    with gzip.open(f, "wb") as gz:
+        gz.write(b'<?xml version="1.0"?><PubmedArticleSet><PubmedArticle><MedlineCitation><PMID>1</PMID><Article>'
+                 b"<ArticleTitle>T</ArticleTitle><Abstract><AbstractText>" + b"a" * (20 << 20)
+                 + b"</AbstractText></Abstract></Article></MedlineCitation></PubmedArticle>\n<PubmedArticle>"
+                 b"<MedlineCitation><PMID>2</PMID><Article><ArticleTitle>Good</ArticleTitle><Abstract><AbstractText>"
+                 b"Fine.</AbstractText></Abstract></Article></MedlineCitation></PubmedArticle></PubmedArticleSet>")
+    got = list(read_path(f))
+    assert str(got[0]) == f"{f}:1: record larger than 16 MB; skipped"
+    assert isinstance(got[1], Located) and got[1].paper.paper_id == "pmid:2" and len(got) == 2

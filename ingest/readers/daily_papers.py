@@ -43,6 +43,8 @@ def read_daily_papers(path: Path) -> Iterator[Item]:
     """Papers from a Daily Papers page dump; the listing date (e.g. 'Sep 3') is kept as given."""
     text, errors = read_text(path)
     yield from errors
+    if not text and any(isinstance(e, Rejection) for e in errors):  # too large or unreadable
+        return
     if not looks_like_daily_papers(text):
         yield Rejection(str(path), None, "unknown format: not a Daily Papers page (no 'Daily Papers' heading "
                         "followed by titles and abstracts)")

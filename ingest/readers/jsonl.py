@@ -103,6 +103,8 @@ def read_json(path: Path) -> Iterator[Item]:
     """
     text, errors = read_text(path)
     yield from errors
+    if not text and any(isinstance(e, Rejection) for e in errors):  # too large or unreadable
+        return
     text = text.lstrip("\ufeff")
     try:
         doc = json.loads(text, strict=False)
