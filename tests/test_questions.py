@@ -58,7 +58,7 @@ def test_twenty_thousand_character_question(pc: Paperchat) -> None:
     ans = pc.ask(q)
     assert ans.question == q.strip()  # kept whole in the answer object; retrieval uses its first 2,000 characters
     assert_valid(ans)
-    assert not ans.abstained and ans.citations[0].paper_id == "q1"
+    assert not ans.abstained and ans.citations[0].paper_id == "papers:q1"
 
 
 @pytest.mark.parametrize("question", ["?!?!...", "---;;;***", "()[]{}"])
@@ -69,8 +69,8 @@ def test_only_punctuation(pc: Paperchat, question: str) -> None:
 
 
 @pytest.mark.parametrize("question,paper", [
-    ("检索增强生成如何减少幻觉？", "q4"),
-    ("Comment la reconnaissance de la parole auto-supervisée réduit-elle les données annotées ?", "q5"),
+    ("检索增强生成如何减少幻觉？", "papers:q4"),  # bare ids are namespaced by file name
+    ("Comment la reconnaissance de la parole auto-supervisée réduit-elle les données annotées ?", "papers:q5"),
 ])
 def test_another_language(pc: Paperchat, question: str, paper: str) -> None:
     ans = pc.ask(question)
@@ -87,9 +87,9 @@ def test_injection_attempt_in_the_question(pc: Paperchat) -> None:
 def test_injection_inside_an_abstract(pc: Paperchat) -> None:
     ans = pc.ask("How do prompt injections in retrieved documents affect retrieval-augmented language models?")
     assert_valid(ans)
-    assert not ans.abstained and "q3" in [c.paper_id for c in ans.citations]
+    assert not ans.abstained and "papers:q3" in [c.paper_id for c in ans.citations]
     assert "HACKED" not in ans.answer  # the injected order is neither obeyed nor chosen as the answer sentence
     # the same collection still answers an unrelated question normally
     other = pc.ask("How can a fact in a language model be edited without retraining?")
     assert_valid(other)
-    assert other.citations and other.citations[0].paper_id == "q6"
+    assert other.citations and other.citations[0].paper_id == "papers:q6"
