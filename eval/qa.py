@@ -64,7 +64,7 @@ def parse_config(values: list[str] | None) -> dict[str, Any]:
 
 # --- the run -----------------------------------------------------------------------------------------
 def _titles_by_id(pc: Any) -> dict[str, str]:
-    return {str(row.meta["paper_id"]): str(row.meta.get("title", "")) for row in pc.store.iter_chunks()}
+    return {p["paper_id"]: p["title"] for p in pc.list_papers()}
 
 
 def _open_engine(ds: QADataset, base: Settings, use_index: bool, workdir: Path | None,
@@ -74,7 +74,7 @@ def _open_engine(ds: QADataset, base: Settings, use_index: bool, workdir: Path |
     if use_index:
         pc = Paperchat(base)
         return pc, {"mode": "existing index", "home": str(base.home.resolve()), "collection": base.collection,
-                    "papers": len(pc.lexical.ids)}
+                    "papers": pc.count_papers()}
     assert workdir is not None
     cache_dir = (base.cache_dir or base.home / "cache").resolve()
     settings = base.model_copy(update={"home": workdir / "home", "cache_dir": cache_dir, "chroma_url": None,
@@ -96,7 +96,7 @@ def _open_engine(ds: QADataset, base: Settings, use_index: bool, workdir: Path |
         pc.embed.wait_query_model()  # the one-time background export would skew the latencies measured next
     info = {"mode": "throwaway collection", "cache": str(settings.cache_path), "corpus": [str(p) for p in ds.corpus_paths]
             + (["<dataset records>"] if ds.corpus_records else []), "added": rep.added, "rejected": len(rep.rejected),
-            "papers": len(pc.lexical.ids), "ingest_s": round(time.perf_counter() - t0, 2)}
+            "papers": pc.count_papers(), "ingest_s": round(time.perf_counter() - t0, 2)}
     return pc, info
 
 

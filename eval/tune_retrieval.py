@@ -47,7 +47,7 @@ def main() -> int:
     runs: dict[str, dict[str, list[str]]] = {}
     for qid, text in queries.items():
         dense = retr.dense(pc.embed.get_query_embedding(text), retr.filters)
-        lex = dict(pc.lexical.search(text, 200))
+        lex = dict(pc.collection.lexical.search(text, 200))
         for name, ranking in variants(dense, lex).items():
             runs.setdefault(name, {})[qid] = ranking[:100]
     rows = {name: ranking_report(r, qrels) for name, r in runs.items()}

@@ -1,4 +1,9 @@
-"""Paper-level BM25 (bm25s + PyStemmer) persisted beside Chroma, with filter masks.
+"""The lexical side of a collection: the `LexicalIndex` interface and its BM25 engine (bm25s + PyStemmer).
+
+An index object is an immutable snapshot: readers search it with no lock while a writer builds the next
+one, and the Collection swaps the reference. Engines persist atomically: each build goes to a new
+version directory and a `current` symlink is replaced in one rename, so another process never opens a
+half-written index.
 
 Not llama-index's BM25Retriever.from_defaults(index=...): over a Chroma-backed index the docstore is
 empty and it finds no nodes (llama_index #20601); we build BM25 from the stored papers instead.
@@ -9,19 +14,22 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-DIRTY = "DIRTY"
+from ingest.filters import Filters
+
+__all__ = ["Bm25Index", "Filters", "LexDoc", "LexicalIndex"]
 
 
 @dataclass(frozen=True)
 class LexDoc:
-    """What BM25 indexes for one paper, and what its filters test."""
+    """What the lexical index holds for one paper, and what its filters test."""
 
     paper_id: str
     text: str
@@ -29,17 +37,26 @@ class LexDoc:
     categories: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class Filters:
-    """Restrictions applied inside every retriever."""
+@runtime_checkable
+class LexicalIndex(Protocol):
+    """What a Collection needs from a lexical engine (BM25 today; an incremental engine can replace it).
 
-    year_from: int | None = None
-    year_to: int | None = None
-    categories: tuple[str, ...] = ()
-    paper_ids: tuple[str, ...] = ()
+    Read side (called concurrently, no lock): search, count, paper_ids, fingerprint, n_chunks.
+    Write side (called only by the Collection's single writer): each returns a NEW index, persisted, and
+    leaves `self` untouched, so readers holding it are unaffected. `incremental` False means add/delete
+    are not supported and the Collection calls `rebuild` with every paper instead.
+    """
 
-    def empty(self) -> bool:
-        return self == Filters()
+    incremental: bool
+
+    def search(self, query: str, k: int, filters: Filters = Filters()) -> list[tuple[str, float]]: ...
+    def count(self) -> int: ...
+    def paper_ids(self) -> Sequence[str]: ...
+    def fingerprint(self) -> str: ...
+    def n_chunks(self) -> int: ...
+    def add(self, docs: Sequence[LexDoc], fingerprint: str, n_chunks: int) -> LexicalIndex: ...
+    def delete(self, paper_ids: Sequence[str], fingerprint: str, n_chunks: int) -> LexicalIndex: ...
+    def rebuild(self, docs: Iterable[LexDoc], fingerprint: str, n_chunks: int) -> LexicalIndex: ...
 
 
 def _stemmer() -> object:  # a new one per call: PyStemmer objects are not thread-safe
@@ -48,69 +65,58 @@ def _stemmer() -> object:  # a new one per call: PyStemmer objects are not threa
     return Stemmer.Stemmer("english")
 
 
-class LexicalIndex:
-    """BM25 over title + abstract of every paper, one document per paper."""
+class Bm25Index:
+    """BM25 over title + abstract, one document per paper; an immutable, loaded snapshot of `directory`."""
 
-    def __init__(self, directory: Path) -> None:
+    incremental = False
+    KEEP_VERSIONS = 2  # the newest two builds stay on disk (a reader may be opening the previous one)
+
+    def __init__(self, directory: Path, bm25: Any = None, ids: Sequence[str] = (), years: Sequence[int] = (),
+                 cats: Sequence[frozenset[str]] = (), fingerprint: str = "", n_chunks: int = 0) -> None:
         self.dir = directory
-        self._lock = threading.Lock()
-        self._bm25: object | None = None
-        self.ids: list[str] = []
-        self._years = np.zeros(0)
-        self._cats: list[frozenset[str]] = []
-        self.n_chunks = -1
+        self._bm25 = bm25
+        self._ids = list(ids)
+        self._years = np.asarray(years, dtype=np.int32)
+        self._cats = list(cats)
+        self._fp = fingerprint
+        self._n_chunks = n_chunks
 
-    # --- persistence -------------------------------------------------------
-    def mark_dirty(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / DIRTY).write_text("an ingest is running or was interrupted\n")
-
-    def is_dirty(self) -> bool:
-        return (self.dir / DIRTY).exists() or not (self.dir / "papers.json").exists()
-
-    def build(self, docs: Sequence[LexDoc], n_chunks: int) -> None:
-        """Index docs and persist atomically (write to a temp dir, then swap)."""
+    # --- opening -----------------------------------------------------------
+    @classmethod
+    def open(cls, directory: Path) -> Bm25Index:
+        """Load the current persisted version (memory-mapped). Raises OSError/ValueError when missing or damaged."""
         import bm25s
 
-        tmp = self.dir.with_name(f"{self.dir.name}.tmp{os.getpid()}-{threading.get_ident()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        if docs:
-            tokens = bm25s.tokenize([d.text for d in docs], stopwords="en", stemmer=_stemmer(), show_progress=False)
-            model = bm25s.BM25()
-            model.index(tokens, show_progress=False)
-            model.save(str(tmp / "bm25"))
-        meta = {"n_chunks": n_chunks,
-                "papers": [[d.paper_id, d.year, list(d.categories)] for d in docs]}
-        (tmp / "papers.json").write_text(json.dumps(meta))
-        with self._lock:
-            old = self.dir.with_name(f"{self.dir.name}.old{os.getpid()}")
-            shutil.rmtree(old, ignore_errors=True)
-            if self.dir.exists():
-                os.replace(self.dir, old)
-            os.replace(tmp, self.dir)
-            shutil.rmtree(old, ignore_errors=True)
-            self._bm25 = None
-            self.n_chunks = -1
+        version = (directory / "current").resolve(strict=True)
+        meta = json.loads((version / "papers.json").read_text())
+        papers = meta["papers"]
+        bm25 = bm25s.BM25.load(str(version / "bm25"), mmap=True) if papers else None
+        return cls(directory, bm25, [p[0] for p in papers], [p[1] if p[1] is not None else -1 for p in papers],
+                   [frozenset(p[2]) for p in papers], str(meta["fingerprint"]), int(meta["n_chunks"]))
 
-    def load(self) -> None:
-        """Load the persisted index (fast: memory-mapped arrays)."""
-        import bm25s
+    @classmethod
+    def empty(cls, directory: Path) -> Bm25Index:
+        """An index with no papers that has never been written (fingerprint '' matches no collection)."""
+        return cls(directory)
 
-        with self._lock:
-            meta = json.loads((self.dir / "papers.json").read_text())
-            self.n_chunks = int(meta["n_chunks"])
-            self.ids = [p[0] for p in meta["papers"]]
-            self._years = np.array([p[1] if p[1] is not None else -1 for p in meta["papers"]], dtype=np.int32)
-            self._cats = [frozenset(p[2]) for p in meta["papers"]]
-            self._bm25 = bm25s.BM25.load(str(self.dir / "bm25"), mmap=True) if self.ids else None
+    # --- read side ---------------------------------------------------------
+    def count(self) -> int:
+        return len(self._ids)
 
-    # --- search ------------------------------------------------------------
+    def paper_ids(self) -> Sequence[str]:
+        return self._ids
+
+    def fingerprint(self) -> str:
+        return self._fp
+
+    def n_chunks(self) -> int:
+        return self._n_chunks
+
     def mask(self, filters: Filters) -> np.ndarray | None:
         """1.0 for papers passing the filters, 0.0 otherwise (None when no filter)."""
         if filters.empty():
             return None
-        keep = np.ones(len(self.ids), dtype=bool)
+        keep = np.ones(len(self._ids), dtype=bool)
         if filters.year_from is not None:
             keep &= self._years >= filters.year_from
         if filters.year_to is not None:
@@ -120,24 +126,66 @@ class LexicalIndex:
             keep &= np.array([bool(c & wanted) for c in self._cats], dtype=bool)
         if filters.paper_ids:
             wanted_ids = set(filters.paper_ids)
-            keep &= np.array([p in wanted_ids for p in self.ids], dtype=bool)
+            keep &= np.array([p in wanted_ids for p in self._ids], dtype=bool)
         return keep.astype(np.float32)
 
     def search(self, query: str, k: int, filters: Filters = Filters()) -> list[tuple[str, float]]:
         """Top-k (paper_id, BM25 score) with score > 0, filters applied inside the scoring."""
         import bm25s
 
-        if self._bm25 is None or not self.ids:
+        if self._bm25 is None or not self._ids:
             return []
         q = bm25s.tokenize([query], stopwords="en", stemmer=_stemmer(), show_progress=False, return_ids=False)
         terms = q[0] if q and q[0] else []
         if not terms:
             return []
-        scores = self._bm25.get_scores(terms)  # type: ignore[attr-defined]
+        scores = self._bm25.get_scores(terms)
         m = self.mask(filters)
         if m is not None:
             scores = scores * m
         k = min(k, len(scores))
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top])]
-        return [(self.ids[i], float(scores[i])) for i in top if scores[i] > 0]
+        return [(self._ids[i], float(scores[i])) for i in top if scores[i] > 0]
+
+    # --- write side --------------------------------------------------------
+    def add(self, docs: Sequence[LexDoc], fingerprint: str, n_chunks: int) -> Bm25Index:
+        raise NotImplementedError("Bm25Index is rebuilt whole (incremental = False)")
+
+    def delete(self, paper_ids: Sequence[str], fingerprint: str, n_chunks: int) -> Bm25Index:
+        raise NotImplementedError("Bm25Index is rebuilt whole (incremental = False)")
+
+    def rebuild(self, docs: Iterable[LexDoc], fingerprint: str, n_chunks: int) -> Bm25Index:
+        """Index every paper into a new version directory, point `current` at it, return it loaded."""
+        import bm25s
+
+        docs = list(docs)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        name = f"v{time.time_ns()}-{os.getpid()}"
+        tmp = self.dir / f".{name}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        if docs:
+            tokens = bm25s.tokenize([d.text for d in docs], stopwords="en", stemmer=_stemmer(), show_progress=False)
+            model = bm25s.BM25()
+            model.index(tokens, show_progress=False)
+            model.save(str(tmp / "bm25"))
+        meta = {"fingerprint": fingerprint, "n_chunks": n_chunks,
+                "papers": [[d.paper_id, d.year, list(d.categories)] for d in docs]}
+        (tmp / "papers.json").write_text(json.dumps(meta))
+        os.replace(tmp, self.dir / name)
+        link = self.dir / f".current.{os.getpid()}"
+        link.unlink(missing_ok=True)
+        link.symlink_to(name)
+        os.replace(link, self.dir / "current")  # the one atomic step that publishes the new version
+        self._prune(keep=name)
+        return Bm25Index.open(self.dir)
+
+    def _prune(self, keep: str) -> None:
+        versions = sorted((p for p in self.dir.iterdir() if p.is_dir() and p.name.startswith("v")),
+                          key=lambda p: p.stat().st_mtime_ns)
+        for old in versions[: -self.KEEP_VERSIONS]:
+            if old.name != keep:
+                shutil.rmtree(old, ignore_errors=True)
+        for stray in self.dir.glob(".v*.tmp"):  # left by a killed writer (only the writer prunes)
+            shutil.rmtree(stray, ignore_errors=True)

@@ -1,9 +1,8 @@
-"""Ingest files into a collection: read, dedupe, chunk, embed (cached), upsert, keep BM25 in sync."""
+"""Ingest files into a collection's Chroma store: read, dedupe, chunk, embed (cached), upsert."""
 
 from __future__ import annotations
 
 import sys
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -14,7 +13,6 @@ from llama_index.core.schema import TextNode
 from ingest.chunking import chunk_paper, embed_text
 from ingest.dedup import Deduper
 from ingest.embeddings import LocalEmbedding
-from ingest.lexical import DIRTY, LexDoc, LexicalIndex
 from ingest.readers import Located, Notice, Rejection, estimate_records, read_path
 from ingest.store import ChunkStore
 
@@ -96,33 +94,6 @@ def _batches(items: Iterable[Located | Rejection | Notice], report: IngestReport
         yield batch
 
 
-def lexical_docs(store: ChunkStore) -> tuple[list[LexDoc], int]:
-    """One BM25 document per stored paper (title + its chunks in order), and the chunk count."""
-    parts: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    metas: dict[str, dict[str, object]] = {}
-    n = 0
-    for row in store.iter_chunks():
-        n += 1
-        pid = str(row.meta["paper_id"])
-        parts[pid].append((int(row.meta.get("chunk", 0)), row.text))
-        metas[pid] = row.meta
-    docs = []
-    for pid in sorted(parts):
-        m = metas[pid]
-        body = " ".join(t for _, t in sorted(parts[pid]))
-        year = m.get("year")
-        docs.append(LexDoc(pid, f"{m.get('title', '')}. {body}", int(year) if isinstance(year, int) else None,
-                           tuple(str(m.get("categories", "")).split())))
-    return docs, n
-
-
-def sync_lexical(store: ChunkStore, lexical: LexicalIndex) -> None:
-    """Rebuild BM25 from what Chroma holds (Chroma is the source of truth)."""
-    docs, n = lexical_docs(store)
-    lexical.build(docs, n)
-    lexical.load()
-
-
 def _plan(batch: list[Located], store: ChunkStore, report: IngestReport) -> list[tuple[Located, list[str]]]:
     """Papers of a batch that need writing (new or changed), each with its currently stored chunk ids."""
     stored = store.hashes_of([it.paper.paper_id for it in batch])
@@ -150,12 +121,15 @@ def _write(store: ChunkStore, nodes: list[TextNode], todo: list[tuple[Located, l
 def ingest_paths(
     paths: Iterable[str | Path],
     store: ChunkStore,
-    lexical: LexicalIndex,
     embed: LocalEmbedding,
     progress: bool = True,
     on_progress: Callable[[int, int], None] | None = None,
+    before_first_write: Callable[[], None] | None = None,
 ) -> IngestReport:
-    """Ingest every paper under `paths`; re-ingesting identical content writes nothing."""
+    """Write every paper under `paths` into the Chroma store; re-ingesting identical content writes nothing.
+
+    `before_first_write` runs once, before Chroma is first changed (the Collection leaves its DIRTY
+    marker there). Keeping the lexical index in step is the caller's job (ingest.collection.Collection)."""
     import time
 
     from tqdm import tqdm
@@ -181,7 +155,8 @@ def ingest_paths(
             todo = _plan(batch, store, report)
             if todo:
                 if not changed:
-                    lexical.mark_dirty()
+                    if before_first_write is not None:
+                        before_first_write()
                     changed = True
                 nodes: list[TextNode] = []
                 for it, _ in todo:
@@ -202,68 +177,6 @@ def ingest_paths(
     bar.close()
     if changed and hasattr(embed, "ensure_query_model"):
         embed.ensure_query_model()  # after the embedding work, so the export never competes with it
-    if changed or lexical.is_dirty():
-        sync_lexical(store, lexical)
     report.chunks_total = store.count()
-    if not lexical.ids and not lexical.is_dirty():
-        lexical.load()  # opened without having been loaded in this process
-    report.papers_total = len(lexical.ids)
     report.seconds = time.perf_counter() - t0
     return report
-
-
-@dataclass
-class Health:
-    """How a collection's Chroma side and BM25 side compare (see `check_collection`)."""
-
-    chroma_papers: int = 0
-    chroma_chunks: int = 0
-    bm25_papers: int = 0
-    bm25_chunks: int = 0
-    problems: list[str] = field(default_factory=list)  # BM25 side: repaired by rebuilding from Chroma
-    incomplete: list[str] = field(default_factory=list)  # Chroma side: papers a re-ingest must rewrite
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems and not self.incomplete
-
-
-def check_collection(store: ChunkStore, lexical: LexicalIndex) -> Health:
-    """Compare BM25 with Chroma: dirty marker, unreadable index, chunk counts, papers missing on either side.
-
-    Also lists papers whose stored chunks are not one complete version (an update cut short).
-    """
-    h = Health()
-    chunks: dict[str, dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
-    expected: dict[str, dict[str, int]] = defaultdict(dict)
-    for row in store.iter_chunks():
-        h.chroma_chunks += 1
-        pid, ch = str(row.meta["paper_id"]), str(row.meta.get("content_hash", ""))
-        chunks[pid][ch].add(int(row.meta.get("chunk", 0)))
-        expected[pid][ch] = int(row.meta.get("n_chunks", 1))
-    h.chroma_papers = len(chunks)
-    for pid, versions in sorted(chunks.items()):
-        if len(versions) > 1 or any(len(idx) != expected[pid][ch] for ch, idx in versions.items()):
-            h.incomplete.append(pid)
-    if (lexical.dir / DIRTY).exists():
-        h.problems.append("BM25 index is marked dirty (an ingest was interrupted or is still running)")
-    try:
-        lexical.load()
-    except Exception as exc:  # noqa: BLE001 - any damage means: rebuild
-        h.problems.append(f"BM25 index missing or unreadable ({type(exc).__name__}: {exc})")
-        return h
-    h.bm25_papers, h.bm25_chunks = len(lexical.ids), lexical.n_chunks
-    if h.bm25_chunks != h.chroma_chunks:
-        h.problems.append(f"BM25 counts {h.bm25_chunks} chunks, Chroma holds {h.chroma_chunks}")
-    in_bm25 = set(lexical.ids)
-    missing = sorted(set(chunks) - in_bm25)
-    extra = sorted(in_bm25 - set(chunks))
-    if missing:
-        h.problems.append(f"{len(missing)} papers in Chroma missing from BM25 ({', '.join(missing[:5])}"
-                          + (", ..." if len(missing) > 5 else "") + ")")
-    if extra:
-        h.problems.append(f"{len(extra)} papers in BM25 but not in Chroma ({', '.join(extra[:5])}"
-                          + (", ..." if len(extra) > 5 else "") + ")")
-    if len(lexical.ids) != len(in_bm25):
-        h.problems.append(f"{len(lexical.ids) - len(in_bm25)} papers appear twice in BM25")
-    return h

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 __all__ = ["Paperchat", "Answer", "Citation", "Source", "Settings", "Filters"]
 
 if TYPE_CHECKING:
-    from ingest.lexical import Filters
+    from ingest.filters import Filters
     from rag.engine import Paperchat
     from rag.settings import Settings
     from rag.types import Answer, Citation, Source
@@ -31,6 +31,6 @@ def __getattr__(name: str) -> Any:  # lazy: `import rag` stays cheap for the CLI
         from rag.settings import Settings
         return Settings
     if name == "Filters":
-        from ingest.lexical import Filters
+        from ingest.filters import Filters
         return Filters
     raise AttributeError(name)

@@ -1,12 +1,21 @@
-"""The `paperchat` command line: ingest, ask, chat, stats, doctor, serve, eval."""
+"""The `paperchat` command line: ingest, ask, chat, stats, doctor; plus plugin commands (serve, eval).
+
+The core imports no face: `serve` (ui) and `eval` (eval) register themselves in the entry-point group
+`paperchat.commands` (pyproject.toml) and are loaded only when invoked, the way simonw/llm finds plugins.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from pathlib import Path
 from typing import Any
+
+PLUGIN_GROUP = "paperchat.commands"
+# Used only when no distribution declares the group (running from a source tree that was never installed).
+FALLBACK_PLUGINS = {"serve": "ui.cli:main", "eval": "eval.cli:main"}
 
 SETTING_FLAGS = {  # flag -> Settings field
     "--home": "home", "--collection": "collection", "--chroma-url": "chroma_url",
@@ -55,16 +64,33 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", help="check Chroma and BM25 agree; repair BM25 from Chroma")
     p.add_argument("--no-repair", action="store_true", help="only check; exit 1 when anything disagrees")
     _common(p)
-    p = sub.add_parser("serve", help="serve the chat UI (indexes the sample collection if empty)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--no-auth", action="store_true", help="allow a non-loopback bind without auth")
-    p.add_argument("--allow-settings", action="store_true",
-                   help="let admins (PAPERCHAT_AUTH=name[admin]:password) change the answer backend in the UI")
-    _common(p)
-    p = sub.add_parser("eval", help="offline evaluation (retrieval, qa, compare)")
-    p.add_argument("eval_args", nargs=argparse.REMAINDER)
+    for name, target in plugin_commands().items():
+        p = sub.add_parser(name, help=f"(plugin {target}; `paperchat {name} --help` for its options)", add_help=False)
+        p.add_argument("plugin_args", nargs=argparse.REMAINDER)
     return ap
+
+
+def plugin_commands() -> dict[str, str]:
+    """Subcommand name -> "module:function(argv) -> int", from installed entry points (else the fallback)."""
+    from importlib.metadata import entry_points
+
+    found = {ep.name: ep.value for ep in entry_points(group=PLUGIN_GROUP)}
+    return found or dict(FALLBACK_PLUGINS)
+
+
+def run_plugin(target: str, argv: list[str]) -> int:
+    module, _, func = target.partition(":")
+    return int(getattr(importlib.import_module(module), func or "main")(argv))
+
+
+def add_setting_flags(p: argparse.ArgumentParser) -> None:
+    """The settings flags every command takes (--home, --llm, ...); for plugin commands."""
+    _common(p)
+
+
+def engine_from_args(args: argparse.Namespace) -> Any:
+    """A Paperchat from the settings flags of `args` (for plugin commands)."""
+    return _engine(args)
 
 
 def _engine(args: argparse.Namespace) -> Any:
@@ -75,7 +101,7 @@ def _engine(args: argparse.Namespace) -> Any:
 
 
 def _filters_of(args: argparse.Namespace) -> Any:
-    from ingest.lexical import Filters
+    from ingest.filters import Filters
 
     return Filters(args.year_from, args.year_to, tuple(args.category), tuple(args.paper))
 
@@ -136,6 +162,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if not args.question:
         print("paperchat ask: give a question or --questions FILE", file=sys.stderr)
         return 2
+    if pc.count_papers() == 0:
+        print(f"paperchat: {pc.empty_message()}", file=sys.stderr)
+        return 1
     if args.stream and not args.json:
         print_stream(pc.ask_stream(args.question, args.k, filters))
         return 0
@@ -164,23 +193,17 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    """Check that Chroma and BM25 agree; rebuild BM25 from Chroma (the source of truth) when they do not."""
-    from ingest.lexical import LexicalIndex
-    from ingest.pipeline import check_collection, sync_lexical
-
+    """Check that Chroma and the lexical index agree; rebuild the lexical index from Chroma when they do not."""
     pc = _engine(args)
-    s = pc.settings
-    name = s.collection if not s.chroma_url else f"{s.collection}@server"  # as Paperchat.lexical names it
-    lex = LexicalIndex(s.home / "bm25" / name)
-    h = check_collection(pc.store, lex)
-    print(f"chroma: {h.chroma_papers} papers, {h.chroma_chunks} chunks; bm25: {h.bm25_papers} papers, "
-          f"{h.bm25_chunks} chunks")
+    h = pc.health()
+    print(f"{pc.collection.location()}")
+    print(f"chroma: {h.chroma_papers} papers, {h.chroma_chunks} chunks; lexical: {h.lexical_papers} papers, "
+          f"{h.lexical_chunks} chunks")
     for p in h.problems:
         print(f"problem: {p}")
-    if h.problems and not args.no_repair:
-        sync_lexical(pc.store, lex)
-        h = check_collection(pc.store, lex)
-        print("repaired: BM25 rebuilt from Chroma" + ("" if not h.problems else "; still: " + "; ".join(h.problems)))
+    if h.problems and not args.no_repair and pc.collection.exists():
+        h = pc.repair()
+        print("repaired: lexical index rebuilt from Chroma" + ("" if not h.problems else "; still: " + "; ".join(h.problems)))
     if h.incomplete:
         print(f"problem: {len(h.incomplete)} papers have chunks from an interrupted update "
               f"({', '.join(h.incomplete[:5])}); re-ingest their files to repair")
@@ -206,17 +229,12 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        if args.cmd == "eval":
-            from eval.cli import main as eval_main
-
-            return eval_main(args.eval_args)
-        if args.cmd == "serve":
-            from ui.app import serve
-
-            return serve(_engine(args), host=args.host, port=args.port, no_auth=args.no_auth,
-                         allow_settings=args.allow_settings)
+        plugins = plugin_commands()
+        if argv and argv[0] in plugins:
+            return run_plugin(plugins[argv[0]], argv[1:])
+        args = build_parser().parse_args(argv)
         return {"ask": cmd_ask, "ingest": cmd_ingest, "stats": cmd_stats, "doctor": cmd_doctor,
                 "chat": cmd_chat}[args.cmd](args)
     except KeyboardInterrupt:

@@ -1,23 +1,27 @@
-"""The public Python API: open a collection, ingest, retrieve, ask (whole or streamed), stats."""
+"""The public Python API: a thin front over a Collection (ingest/collection.py) and an answer backend.
+
+`Paperchat` holds one frozen bundle (settings, answerer) and replaces it whole when the LLM is switched;
+it takes no lock around reads, so an ingest (the Collection's single writer) never blocks ask, retrieve
+or list calls in other threads.
+"""
 
 from __future__ import annotations
 
 import os
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ingest.lexical import Filters, LexicalIndex
-from ingest.pipeline import IngestReport, ingest_paths, sync_lexical
-from ingest.store import ChunkStore, make_client
+from ingest.collection import Collection, EmbedSpec, Health
+from ingest.filters import Filters
 from rag.answerers.base import Answerer
-from rag.answering import answer_stream
+from rag.answering import answer_stream, make_answer
 from rag.backend_config import embed_key, with_llm_fields
-from rag.settings import Settings
 from rag.relevance import ABSTAIN_TEXT, relevant  # noqa: F401 - re-exported for callers
+from rag.settings import Settings, validated
 from rag.types import Answer, Source
 
 
@@ -34,6 +38,34 @@ def _offline_env() -> None:
     os.environ.setdefault("TIKTOKEN_CACHE_DIR", _tiktoken_cache())
 
 
+def collection_of(settings: Settings, embed: Any = None) -> Collection:
+    """The Collection the settings name (home, collection, chroma_url, embedding model)."""
+    spec = EmbedSpec(settings.embed_base_url, settings.embed_model, embed_key(settings), settings.embed_precision,
+                     settings.cache_path)  # the embedding key, never the LLM key
+    col = Collection(settings.home, settings.collection, settings.chroma_url, spec)
+    if embed is not None:
+        col._embed = embed  # an already loaded model (tests, benchmarks)
+    return col
+
+
+@dataclass(frozen=True)
+class _Bundle:
+    """Settings and the objects built from them; replaced whole, never mutated (lazy parts build once)."""
+
+    settings: Settings
+    _parts: dict[str, Any] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self, name: str, make: Callable[[], Any]) -> Any:
+        part = self._parts.get(name)
+        if part is None:
+            with self._lock:  # held only while one backend object is constructed
+                part = self._parts.get(name)
+                if part is None:
+                    part = self._parts[name] = make()
+        return part
+
+
 class Paperchat:
     """A paper collection you can ingest into and ask questions of.
 
@@ -47,143 +79,114 @@ class Paperchat:
 
     def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
         _offline_env()
-        if settings is not None:
-            data = {**settings.model_dump(), **overrides}
-            if "llm_api_key" in overrides and "llm_api_key_url" not in overrides:
-                data["llm_api_key_url"] = None  # a key given here belongs to the base URL given with it
-            self.settings = Settings(**data)
-        else:
-            self.settings = Settings(**overrides)
-        self._lock = threading.RLock()
-        self._embed: Any = None
-        self._store: ChunkStore | None = None
-        self._lexical: LexicalIndex | None = None
-        self._answerer: Answerer | None = None
-        self._extractive: Answerer | None = None
+        if settings is not None and "llm_api_key" in overrides and "llm_api_key_url" not in overrides:
+            overrides = {**overrides, "llm_api_key_url": None}  # a key given here belongs to the base URL given with it
+        s = validated(settings, overrides)  # overrides are validated like env vars (top_k=0 is an error)
+        self._bundle = _Bundle(s)
+        self.collection = collection_of(s)
 
-    # --- components (lazy) ---------------------------------------------------
+    @classmethod
+    def over(cls, collection: Collection, settings: Settings | None = None, **overrides: Any) -> Paperchat:
+        """A Paperchat over an already opened Collection (e.g. one sharing a loaded embedding model)."""
+        pc = cls(settings, **overrides)
+        pc.collection = collection
+        return pc
+
+    @property
+    def settings(self) -> Settings:
+        return self._bundle.settings
+
+    # --- components ------------------------------------------------------------------
     @property
     def embed(self) -> Any:
-        with self._lock:
-            if self._embed is None and self.settings.embed_base_url:
-                from ingest.remote_embeddings import RemoteEmbedding
-
-                key = embed_key(self.settings)  # the embedding key, never the LLM key
-                self._embed = RemoteEmbedding(self.settings.embed_base_url, self.settings.embed_model, key,
-                                              cache_path=self.settings.cache_path)
-            if self._embed is None:
-                from ingest.embeddings import LocalEmbedding
-
-                self._embed = LocalEmbedding(cache_path=self.settings.cache_path,
-                                             precision=self.settings.embed_precision)
-            return self._embed
+        return self.collection.embed
 
     @property
-    def store(self) -> ChunkStore:
-        with self._lock:
-            if self._store is None:
-                from ingest.embeddings import BUNDLED_DIM, BUNDLED_MODEL
-
-                model, dim = BUNDLED_MODEL, BUNDLED_DIM
-                if self.settings.embed_base_url:  # the collection records which model made its vectors
-                    model, dim = f"remote:{self.settings.embed_model}", self.embed.dim
-                client = make_client(self.settings.home, self.settings.chroma_url)
-                self._store = ChunkStore(client, self.settings.collection, model, dim)
-            return self._store
+    def store(self) -> Any:
+        """The Chroma side (for tools and tests; the API below is what applications use)."""
+        return self.collection.store
 
     @property
-    def lexical(self) -> LexicalIndex:
-        with self._lock:
-            if self._lexical is None:
-                name = self.settings.collection if not self.settings.chroma_url else f"{self.settings.collection}@server"
-                lex = LexicalIndex(self.settings.home / "bm25" / name)
-                if lex.is_dirty() or not self._lexical_matches(lex):
-                    sync_lexical(self.store, lex)  # interrupted ingest or out of sync: repair from Chroma
-                self._lexical = lex
-            return self._lexical
-
-    def _lexical_matches(self, lex: LexicalIndex) -> bool:
-        try:
-            lex.load()
-        except (OSError, ValueError, KeyError):  # unreadable or corrupt BM25 files: rebuild from Chroma
-            return False
-        return lex.n_chunks == self.store.count()
+    def lexical(self) -> Any:
+        """The current lexical snapshot."""
+        return self.collection.lexical
 
     def answerer(self) -> Answerer:
         """The configured answer backend (extractive when no LLM is configured)."""
-        with self._lock:
-            if self._answerer is None:
-                from rag.answerers.factory import make_answerer
+        b = self._bundle
 
-                self._answerer = make_answerer(self.settings, self.embed)
-            return self._answerer
+        def make() -> Answerer:
+            from rag.answerers.factory import make_answerer
+
+            return make_answerer(b.settings, self.embed)
+        return b.get("answerer", make)  # type: ignore[no-any-return]
 
     def extractive(self) -> Answerer:
-        with self._lock:
-            if self._extractive is None:
-                from rag.answerers.extractive import ExtractiveAnswerer
+        def make() -> Answerer:
+            from rag.answerers.extractive import ExtractiveAnswerer
 
-                self._extractive = ExtractiveAnswerer(self.embed)
-            return self._extractive
+            return ExtractiveAnswerer(self.embed)
+        return self._bundle.get("extractive", make)  # type: ignore[no-any-return]
 
-    # --- ingest ----------------------------------------------------------------
+    # --- writing (the collection's single writer) -----------------------------------------------
     def ingest(self, paths: Iterable[str | Path], progress: bool = False,
-               on_progress: Callable[[int, int], None] | None = None) -> IngestReport:
-        """Read, chunk, embed and index every paper under `paths`; idempotent.
+               on_progress: Callable[[int, int], None] | None = None) -> Any:
+        """Read, chunk, embed and index every paper under `paths`; idempotent. Returns an IngestReport.
 
-        `on_progress(records_read, 0)` is called after each batch (for UIs)."""
-        with self._lock:
-            return ingest_paths(paths, self.store, self.lexical, self.embed, progress=progress,
-                                on_progress=on_progress)
+        `on_progress(records_read, 0)` is called after each batch (for UIs). Questions asked meanwhile
+        are answered from the collection as it was before this ingest."""
+        return self.collection.ingest(paths, progress=progress, on_progress=on_progress)
 
-    # --- retrieval -------------------------------------------------------------
+    def delete(self, paper_ids: list[str]) -> int:
+        """Remove papers (all their chunks); returns chunks removed."""
+        return self.collection.delete(paper_ids)
+
+    # --- retrieval ---------------------------------------------------------------------
     def retriever(self, mode: str = "hybrid", filters: Filters | None = None, top_k: int | None = None) -> Any:
-        """The llama-index retriever behind `ask` (paper-level, fused)."""
+        """The paper-level fused retriever behind `ask` (`as_retriever()` gives a llama-index one)."""
         from rag.retrieval.hybrid import HybridRetriever
 
-        s = self.settings
-        return HybridRetriever(self.store, self.lexical, self.embed, mode=mode, top_k=top_k or s.top_k,
+        s, col = self.settings, self.collection
+        return HybridRetriever(col.store, col.lexical, col.embed, mode=mode, top_k=top_k or s.top_k,
                                candidates=s.candidates, fusion=s.fusion, rrf_k=s.rrf_k,
                                weights=(s.dense_weight, s.lexical_weight), filters=filters or Filters())
 
     def retrieve(self, question: str, k: int | None = None, filters: Filters | None = None,
                  mode: str = "hybrid") -> list[Source]:
         """The top-k papers for a question as numbered sources (full abstracts)."""
-        k = k or self.settings.top_k
-        rerank = self.settings.reranker != "none"
+        b = self._bundle
+        k = k or b.settings.top_k
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        if not self.collection.exists():
+            return []
+        rerank = b.settings.reranker != "none"
         hits = self.retriever(mode, filters, max(k, 20) if rerank else k).hits(question)
         if not hits:
             return []
-        papers = self.papers_by_id([h.paper_id for h in hits])
-        out = []
+        papers = self.collection.papers([h.paper_id for h in hits])
+        out: list[Source] = []
         for h in hits:
             p = papers.get(h.paper_id)
             if p is None:
                 continue
-            out.append(Source(n=len(out) + 1, paper_id=h.paper_id, title=p["title"], score=round(h.score, 6),
-                              text=p["abstract"], url=p["url"] or None, authors=p["authors"], year=p["year"],
-                              date=p["date"], categories=p["categories"], dense=round(h.dense, 4)))
+            out.append(Source(n=len(out) + 1, paper_id=h.paper_id, title=p.title, score=round(h.score, 6),
+                              text=p.abstract, url=p.url, authors=p.authors, year=p.year,
+                              date=p.date, categories=p.categories, dense=round(h.dense, 4)))
         if rerank:
-            from rag.retrieval.rerank import make_reranker
+            def make() -> Any:
+                from rag.retrieval.rerank import make_reranker
 
-            reranker = make_reranker(self.settings, self.answerer())
+                return make_reranker(b.settings, self.answerer()) or False
+            reranker = b.get("reranker", make)  # loaded once per settings, not per question
             out = reranker.rerank(question, out)[:k] if reranker else out[:k]
         return out
 
     def papers_by_id(self, paper_ids: list[str]) -> dict[str, dict[str, Any]]:
         """Stored papers (title, abstract, authors, url, year, ...) for the given ids."""
-        got = self.store.collection.get(where={"paper_id": {"$in": paper_ids}}, include=["documents", "metadatas"])
-        parts: dict[str, list[tuple[int, str]]] = defaultdict(list)
-        metas: dict[str, dict[str, Any]] = {}
-        for doc, meta in zip(got["documents"], got["metadatas"]):
-            pid = str(meta["paper_id"])
-            parts[pid].append((int(meta.get("chunk", 0)), doc or ""))
-            metas[pid] = dict(meta)
-        return {pid: {"paper_id": pid, "title": m.get("title", ""), "abstract": " ".join(t for _, t in sorted(parts[pid])),
-                      "url": m.get("url") or None, "authors": m.get("authors", ""), "year": m.get("year"),
-                      "date": m.get("date", ""), "categories": m.get("categories", "")} for pid, m in metas.items()}
+        return {pid: p.as_dict() for pid, p in self.collection.papers(paper_ids).items()}
 
-    # --- answering -------------------------------------------------------------
+    # --- answering ---------------------------------------------------------------------
     def ask(self, question: str, k: int | None = None, filters: Filters | None = None) -> Answer:
         """Retrieve and answer; never raises for LLM failures (falls back to extractive with a notice)."""
         result: Answer | None = None
@@ -200,43 +203,38 @@ class Paperchat:
             raise ValueError("question is empty")
         if len(question) > self.settings.max_question_chars:
             raise ValueError(f"question is {len(question)} characters (limit {self.settings.max_question_chars})")
+        b = self._bundle  # one consistent bundle for the whole answer, even if the LLM is switched meanwhile
         t0 = time.perf_counter()
+        if self.collection.count_papers() == 0:
+            text = self.empty_message()
+            yield text
+            yield make_answer(question, text, True, b.settings.llm, [], [], t0, time.perf_counter(), text)
+            return
         sources = self.retrieve(question[:2000], k, filters)
         t1 = time.perf_counter()
-        yield from answer_stream(question, sources, self.answerer(), self.extractive(), self.settings, t0, t1)
+        yield from answer_stream(question, sources, self.answerer(), self.extractive(), b.settings, t0, t1)
 
-    # --- collection ----------------------------------------------------------------
+    def empty_message(self) -> str:
+        """What is said when there is nothing to search: names the collection's absolute location."""
+        col = self.collection
+        state = "is empty" if col.exists() else "does not exist"
+        return (f"The {col.location()} {state}: add papers with `paperchat ingest PATH` (or set PAPERCHAT_HOME "
+                "to the directory that holds your index).")
+
+    # --- the collection ------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
         """Where the data lives and what it holds (secrets redacted)."""
-        return {"home": str(self.settings.home.resolve()), "chroma": self.settings.chroma_url or "embedded",
-                "collection": self.settings.collection, "papers": len(self.lexical.ids),
-                "chunks": self.store.count(), "embedding_model": self.store.model,
-                "embedding_dim": self.store.dim, "llm": self.settings.llm}
+        return {**self.collection.stats(), "llm": self.settings.llm}
 
-    def delete(self, paper_ids: list[str]) -> int:
-        """Remove papers (all their chunks) and resync BM25; returns chunks removed."""
-        with self._lock:
-            self.lexical.mark_dirty()
-            n = self.store.delete_papers(paper_ids)
-            sync_lexical(self.store, self.lexical)
-            return n
+    def count_papers(self, query: str | None = None) -> int:
+        return self.collection.count_papers(query)
 
-    def list_papers(self, query: str = "", limit: int | None = None) -> list[dict[str, Any]]:
+    def list_papers(self, query: str | None = "", limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
         """One row per stored paper (paper_id, title, authors, year, date, categories, url), sorted by title.
 
-        `query` keeps the papers whose id, title, authors or categories contain it (case-insensitive)."""
-        got = self.store.collection.get(where={"chunk": 0}, include=["metadatas"])
-        q = (query or "").strip().lower()
-        rows = []
-        for m in got["metadatas"]:
-            row = {"paper_id": str(m.get("paper_id", "")), "title": str(m.get("title", "")),
-                   "authors": str(m.get("authors", "")), "year": m.get("year"), "date": str(m.get("date", "")),
-                   "categories": str(m.get("categories", "")), "url": m.get("url") or None}
-            if q and q not in " ".join((row["paper_id"], row["title"], row["authors"], row["categories"])).lower():
-                continue
-            rows.append(row)
-        rows.sort(key=lambda r: (r["title"].lower(), r["paper_id"]))
-        return rows[:limit] if limit is not None else rows
+        `query` keeps the papers whose id, title, authors or categories contain it (case-insensitive);
+        `offset`/`limit` page through them."""
+        return self.collection.list_papers(query, limit, offset)
 
     def example_questions(self, n: int = 3) -> list[str]:
         """Questions about `n` papers spread over the collection (deterministic), e.g. for a UI's examples."""
@@ -246,13 +244,31 @@ class Paperchat:
         step = max(1, len(papers) // n)
         return [f'What does the paper "{p["title"]}" show?' for p in papers[::step][:n]]
 
+    def health(self) -> Health:
+        return self.collection.health()
+
+    def repair(self) -> Health:
+        return self.collection.repair()
+
+    # --- llama-index ---------------------------------------------------------------------
+    def as_retriever(self, k: int | None = None, filters: Filters | None = None) -> Any:
+        """A llama-index BaseRetriever returning one NodeWithScore per paper (text, title, url, year)."""
+        from rag.llama import PaperRetriever
+
+        return PaperRetriever(self, k, filters)
+
+    def as_query_engine(self, k: int | None = None, filters: Filters | None = None) -> Any:
+        """A llama-index query engine answering with our citations (`response.metadata['answer']`)."""
+        from rag.llama import PaperQueryEngine
+
+        return PaperQueryEngine(self, k, filters)
+
+    # --- the answer backend ----------------------------------------------------------------
     def configure_llm(self, **fields: Any) -> None:
         """Switch the answer backend (any `llm*` setting, validated); the next question uses it."""
         new = with_llm_fields(self.settings, fields)  # a changed base URL without a new key drops the key
-        with self._lock:
-            old, self._answerer = self._answerer, None
-            self.settings = new
-        close = getattr(old, "close", None)
+        old, self._bundle = self._bundle, _Bundle(new)  # one reference swap; answers in flight keep their bundle
+        close = getattr(old._parts.get("answerer"), "close", None)
         if close:
             close()  # a replaced GGUF backend stops its llama.cpp server (unless another user holds it)
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -56,6 +57,10 @@ class Settings(BaseSettings):
     llm_max_tokens: int = Field(512, ge=16, description="Most tokens in an answer.")
     llm_context: int = Field(4096, ge=512, description="Model context window in tokens (sources are fitted to it).")
 
+    def __init__(self, **values: Any) -> None:
+        check_env()
+        super().__init__(**values)
+
     @model_validator(mode="after")
     def _implied_backend(self) -> Settings:
         """Setting only a GGUF path or a base URL is enough to pick the backend."""
@@ -79,3 +84,33 @@ class Settings(BaseSettings):
         if self.embed_api_key is not None:
             out["embed_api_key"] = "***"
         return out
+
+
+# PAPERCHAT_* variables that are not settings fields but are read elsewhere on purpose.
+EXTRA_ENV = ("PAPERCHAT_AUTH",)  # ui/auth.py: user:password for a non-loopback serve
+EXTRA_ENV_PREFIXES = ("PAPERCHAT_TEST_",)  # test-suite knobs (seed, network log)
+
+
+def known_env() -> list[str]:
+    """Every PAPERCHAT_* variable paperchat reads."""
+    return sorted([f"PAPERCHAT_{name.upper()}" for name in Settings.model_fields] + list(EXTRA_ENV))
+
+
+def check_env(environ: dict[str, str] | None = None) -> None:
+    """Raise ValueError for a PAPERCHAT_* variable that nothing reads (a typo would otherwise be ignored)."""
+    env = os.environ if environ is None else environ
+    known = set(known_env())
+    unknown = sorted(k for k in env if k.upper().startswith("PAPERCHAT_") and k.upper() not in known
+                     and not k.upper().startswith(EXTRA_ENV_PREFIXES))
+    if unknown:
+        raise ValueError(f"unknown environment variable{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+                         f"valid: {', '.join(known_env())} (and PAPERCHAT_TEST_* in the test suite)")
+
+
+def validated(settings: Settings | None, overrides: dict[str, Any]) -> Settings:
+    """Settings with `overrides` applied and validated (a plain model_copy(update=) would skip validation)."""
+    if settings is None:
+        return Settings(**overrides)
+    if not overrides:
+        return settings
+    return Settings(**{**settings.model_dump(), **overrides})

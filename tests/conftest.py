@@ -15,6 +15,23 @@ SAMPLE = ROOT / "data" / "sample"
 SHARED = ROOT.parent / "shared"
 
 
+def _leaky(var: str) -> bool:
+    """Developer settings that must not reach the suite (PAPERCHAT_TEST_* are the suite's own knobs)."""
+    return ((var.startswith("PAPERCHAT_") and not var.startswith("PAPERCHAT_TEST_"))
+            or var.startswith("OPENAI_"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _scrubbed_env() -> Iterator[None]:
+    """Session-wide, before any session or module fixture is built: no PAPERCHAT_* / OPENAI_* from the
+    developer's shell (a PAPERCHAT_CHROMA_URL or OPENAI_API_KEY would otherwise reach shared engines)."""
+    with pytest.MonkeyPatch.context() as mp:
+        for var in list(os.environ):
+            if _leaky(var):
+                mp.delenv(var, raising=False)
+        yield
+
+
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("embcache")
@@ -24,7 +41,7 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache_dir: Path) -> None:
     """No test touches the user's data: a temp home, a shared embedding cache, no LLM env leaking in."""
     for var in list(os.environ):
-        if var.startswith("PAPERCHAT_") or var == "OPENAI_API_KEY":
+        if _leaky(var):
             monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("PAPERCHAT_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("PAPERCHAT_CACHE_DIR", str(cache_dir))

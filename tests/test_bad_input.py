@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from ingest.embeddings import BUNDLED_DIM, BUNDLED_MODEL, LocalEmbedding
-from ingest.lexical import LexicalIndex
-from ingest.pipeline import IngestReport, check_collection, ingest_paths
+from ingest.collection import Collection
+from ingest.embeddings import LocalEmbedding
+from ingest.pipeline import IngestReport
 from ingest.readers import Notice, read_path
 from ingest.readers.base import source_prefix
-from ingest.store import ChunkStore, make_client
 from rag.cli import main
 from tests.conftest import ROOT
 from tests.shared_model import embedding_model
@@ -41,7 +40,6 @@ def gen(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @dataclass
 class World:
-    client: object
     embed: LocalEmbedding
     root: Path
     n: int = 0
@@ -51,7 +49,7 @@ class World:
 def world(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> World:
     """One Chroma client and one embedding model for the module; each case gets its own collection."""
     root = tmp_path_factory.mktemp("bad_home")
-    return World(make_client(root), embedding_model(cache_dir), root)
+    return World(embedding_model(cache_dir), root)
 
 
 @dataclass
@@ -66,13 +64,12 @@ class Result:
 def ingest(world: World, *paths: Path) -> Result:
     world.n += 1
     name = f"case{world.n}"
-    store = ChunkStore(world.client, name, BUNDLED_MODEL, BUNDLED_DIM)
-    lexical = LexicalIndex(world.root / "bm25" / name)
-    report = ingest_paths(list(paths), store, lexical, world.embed, progress=False)
+    col = Collection(world.root, name, embed=world.embed)
+    report = col.ingest(list(paths))
     seen = sum(1 for p in paths for it in read_path(p) if not isinstance(it, Notice))
-    titles = {str(r.meta["paper_id"]): str(r.meta["title"]) for r in store.iter_chunks()}
-    assert check_collection(store, lexical).ok, "Chroma and BM25 disagree after an ingest"
-    assert set(lexical.ids) == set(titles)
+    titles = {p["paper_id"]: p["title"] for p in col.list_papers()}
+    assert col.health().ok, "Chroma and the lexical index disagree after an ingest"
+    assert set(col.lexical.paper_ids()) == set(titles)
     assert report.papers_total == len(titles)
     # bare source ids are namespaced by their file's name ("g1" in bom.jsonl is "bom:g1"); the cases below
     # name them bare, so the namespace is dropped here (test_bare_ids_are_namespaced_by_file checks it)
@@ -333,8 +330,7 @@ def test_everything_at_once_counts_add_up(world: World, gen: dict[str, Path]) ->
     r = ingest(world, *paths)
     assert r.report.records == r.seen and r.report.added == r.report.papers_total
     assert r.report.updated == 0 and r.report.unchanged == 0
-    again = ingest_paths(paths, ChunkStore(world.client, f"case{world.n}", BUNDLED_MODEL, BUNDLED_DIM),
-                         LexicalIndex(world.root / "bm25" / f"case{world.n}"), world.embed, progress=False)
+    again = Collection(world.root, f"case{world.n}", embed=world.embed).ingest(paths)
     assert (again.added, again.updated, again.unchanged) == (0, 0, r.report.added) and again.records == r.seen
 
 

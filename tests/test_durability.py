@@ -1,6 +1,7 @@
-"""Durability: re-ingest is idempotent; `kill -9` of a `paperchat ingest` at random points, then a rerun, leaves
-exact paper and chunk counts with nothing duplicated and `paperchat doctor` ok; a query while an ingest runs in
-another process does not crash; doctor finds and repairs a BM25 index that disagrees with Chroma."""
+"""Durability: re-ingest is idempotent; `kill -9` of a `paperchat ingest` at random points (with a reader
+querying throughout), then a rerun, leaves exact paper and chunk counts with nothing duplicated and
+`paperchat doctor` ok; a query while an ingest runs in another process does not crash; a stale lexical
+index is always detected and repaired; doctor finds and repairs a lexical index that disagrees with Chroma."""
 
 from __future__ import annotations
 
@@ -10,14 +11,15 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from ingest.chunking import chunk_paper
-from ingest.lexical import DIRTY, LexDoc, LexicalIndex
-from ingest.pipeline import check_collection
+from ingest.collection import Collection
+from ingest.lexical import Bm25Index, LexDoc
 from ingest.readers import Located, read_path
 from rag.cli import main
 from rag.engine import Paperchat
@@ -63,9 +65,12 @@ def embed(cache_dir: Path):  # type: ignore[no-untyped-def]
 
 
 def engine(home: Path, embed) -> Paperchat:  # type: ignore[no-untyped-def]
-    pc = Paperchat(home=home)
-    pc._embed = embed  # share the loaded model; the index is what is under test
-    return pc
+    """A Paperchat sharing the loaded model (the index is what is under test)."""
+    return Paperchat.over(Collection(home, embed=embed), home=home)
+
+
+def marker_of(home: Path) -> Path:
+    return home / "bm25" / "papers.DIRTY"
 
 
 def write_jsonl(path: Path, records: list[dict[str, object]]) -> Path:
@@ -83,7 +88,7 @@ def spawn_ingest(path: Path, home: Path, batch: int) -> subprocess.Popen[bytes]:
 
 def kill_at_random_point(proc: subprocess.Popen[bytes], home: Path, rnd: random.Random, window: float) -> str:
     """Wait until the child starts writing (BM25 marked dirty), then SIGKILL it after a random delay."""
-    marker = home / "bm25" / "papers" / DIRTY
+    marker = marker_of(home)
     deadline = time.monotonic() + 120
     while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -111,9 +116,11 @@ def assert_exact(pc: Paperchat, path: Path) -> None:
     got = pc.store.collection.get(include=["metadatas"])
     assert len(got["ids"]) == len(set(got["ids"])) == pc.store.count()
     assert sorted(got["ids"]) == sorted(want), "chunk ids differ from a clean ingest (stale or missing chunks)"
-    assert sorted(pc.lexical.ids) == sorted(set(want.values())), "BM25 papers differ from Chroma"
-    assert pc.lexical.n_chunks == len(want)
-    assert check_collection(pc.store, pc.lexical).ok
+    assert sorted(pc.lexical.paper_ids()) == sorted(set(want.values())), "lexical papers differ from Chroma"
+    assert pc.lexical.n_chunks() == len(want)
+    h = pc.health()
+    assert h.ok, h
+    assert pc.lexical.fingerprint() == h.fingerprint == pc.store.stored_fingerprint()
 
 
 def test_reingest_is_idempotent(tmp_path: Path, embed) -> None:  # type: ignore[no-untyped-def]
@@ -125,7 +132,7 @@ def test_reingest_is_idempotent(tmp_path: Path, embed) -> None:  # type: ignore[
     for _ in range(2):
         again = pc.ingest([f])
         assert (again.added, again.updated, again.unchanged, again.chunks_written) == (0, 0, 40, 0)
-        assert (pc.store.count(), len(pc.lexical.ids)) == (chunks, 40)
+        assert (pc.store.count(), pc.count_papers()) == (chunks, 40)
     assert_exact(pc, f)
 
 
@@ -137,15 +144,49 @@ def test_kill_9_at_random_points_then_rerun_is_exact(tmp_path: Path, capsys: pyt
     v1 = write_jsonl(tmp_path / "v1.jsonl", corpus(N))
     v2 = write_jsonl(tmp_path / "v2.jsonl", corpus(N, changed=0.3))  # the same ids, some abstracts changed
     log = [f"seed {seed}"]
-    log.append("v1: " + kill_at_random_point(spawn_ingest(v1, home, batch=20), home, rnd, window=3.0))
-    log.append("v2: " + kill_at_random_point(spawn_ingest(v2, home, batch=20), home, rnd, window=2.0))
+    reader = engine(home, embed)  # one long-lived reader in this process, querying while children write and die
+    reader.collection.recheck_s = 0.0
+    stop = threading.Event()
+    errors: list[BaseException] = []
 
-    pc = engine(home, embed)  # opening repairs BM25 from Chroma when the marker or the counts say so
+    def read_loop() -> None:
+        while not stop.is_set():
+            try:
+                ans = reader.ask("Which study uses knowledge distillation for speech recognition?")
+                for c in ans.citations:
+                    assert ans.sources[c.n - 1].paper_id == c.paper_id
+                reader.list_papers(limit=5)
+            except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+                errors.append(exc)
+                return
+            time.sleep(0.05)
+
+    t = threading.Thread(target=read_loop, daemon=True)
+    t.start()
+    try:
+        log.append("v1: " + kill_at_random_point(spawn_ingest(v1, home, batch=20), home, rnd, window=3.0))
+        log.append("v2: " + kill_at_random_point(spawn_ingest(v2, home, batch=20), home, rnd, window=2.0))
+    finally:
+        stop.set()
+        t.join(60)
+    assert not errors, (log, errors)
+    assert reader.collection.marker.path.exists() or reader.health().ok, log  # a kill leaves the marker
+
+    # the reader's next check sees the dead writer's marker and repairs the lexical index itself
+    if reader.collection.marker.path.exists():
+        assert not reader.collection.marker.live()
+        reader.collection.refresh()
+        assert not reader.collection.marker.path.exists(), log
+        h = reader.health()
+        assert not h.problems, (log, h)
+        assert reader.lexical.fingerprint() == h.fingerprint, log
+
+    pc = engine(home, embed)
     report = pc.ingest([v2])
     assert report.records == N and report.rejected == [], log
     assert report.added + report.updated + report.unchanged == N, log
     assert_exact(pc, v2)
-    assert len(pc.lexical.ids) == N
+    assert pc.count_papers() == N
     assert main(["doctor", "--home", str(home), "--no-repair"]) == 0, log
     assert capsys.readouterr().out.strip().endswith(f"ok: {N} papers, {pc.store.count()} chunks")
 
@@ -156,7 +197,7 @@ def test_query_while_another_process_ingests(tmp_path: Path, embed) -> None:  # 
     seed_file = write_jsonl(tmp_path / "seed.jsonl", corpus(6, seed=9))
     engine(home, embed).ingest([seed_file])  # the child updates these six (same ids) and adds the rest
     proc = spawn_ingest(f, home, batch=5)
-    marker = home / "bm25" / "papers" / DIRTY
+    marker = marker_of(home)
     answers = 0
     try:
         while not marker.exists() and proc.poll() is None:
@@ -176,7 +217,24 @@ def test_query_while_another_process_ingests(tmp_path: Path, embed) -> None:  # 
             proc.wait()
     assert proc.returncode == 0, err.decode()[-2000:]
     final = engine(home, embed)
-    assert len(final.lexical.ids) == 90 and check_collection(final.store, final.lexical).ok
+    assert final.count_papers() == 90 and final.health().ok
+    assert not marker.exists()
+
+
+def test_long_lived_reader_picks_up_another_process_ingest(tmp_path: Path, embed) -> None:  # type: ignore[no-untyped-def]
+    """A serving process re-checks the fingerprint (cheaply) and loads what another process published."""
+    home = tmp_path / "home"
+    first = write_jsonl(tmp_path / "a.jsonl", corpus(8))
+    reader = engine(home, embed)
+    reader.ingest([first])
+    reader.collection.recheck_s = 0.0
+    assert reader.count_papers() == 8
+    proc = spawn_ingest(write_jsonl(tmp_path / "b.jsonl", corpus(20)), home, batch=50)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert reader.count_papers() == 20  # no restart
+    assert reader.retrieve("study 17", k=20, mode="bm25"), "BM25 must see the other process's papers"
+    assert {p["paper_id"] for p in reader.list_papers()} == {f"arxiv:2401.{i:05d}" for i in range(20)}
 
 
 def test_doctor_finds_and_repairs_bm25_disagreements(tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -186,22 +244,43 @@ def test_doctor_finds_and_repairs_bm25_disagreements(tmp_path: Path, capsys: pyt
     pc = engine(home, embed)
     pc.ingest([f])
     lex_dir = home / "bm25" / "papers"
-    ids = sorted(pc.lexical.ids)
-    # BM25 that lost two papers and gained one Chroma never had, with the chunk count left right
+    ids = sorted(pc.lexical.paper_ids())
+    fp, n = pc.lexical.fingerprint(), pc.lexical.n_chunks()
+    # a lexical index that lost two papers and gained one Chroma never had, with fingerprint and counts left right
     docs = [LexDoc(pid, "text", 2024, ("cs.LG",)) for pid in ids[2:]] + [LexDoc("arxiv:9999.99999", "ghost", None, ())]
-    LexicalIndex(lex_dir).build(docs, pc.store.count())
+    Bm25Index.empty(lex_dir).rebuild(docs, fp, n)
     capsys.readouterr()
     assert main(["doctor", "--home", str(home), "--no-repair"]) == 1
     out = capsys.readouterr().out
-    assert f"problem: 2 papers in Chroma missing from BM25 ({ids[0]}, {ids[1]})" in out
-    assert "problem: 1 papers in BM25 but not in Chroma (arxiv:9999.99999)" in out
+    assert f"problem: 2 papers in Chroma missing from the lexical index ({ids[0]}, {ids[1]})" in out
+    assert "problem: 1 papers in the lexical index but not in Chroma (arxiv:9999.99999)" in out
     assert main(["doctor", "--home", str(home)]) == 0
     out = capsys.readouterr().out
-    assert "repaired: BM25 rebuilt from Chroma" in out and out.strip().endswith(f"ok: 12 papers, {pc.store.count()} chunks")
-    # a corrupt index file and a leftover dirty marker are repaired too
-    (lex_dir / "papers.json").write_text("{truncated")
-    (lex_dir / DIRTY).write_text("x")
+    assert "repaired: lexical index rebuilt from Chroma" in out
+    assert out.strip().endswith(f"ok: 12 papers, {pc.store.count()} chunks")
+    # a stale fingerprint alone (same papers, other content) is found
+    Bm25Index.empty(lex_dir).rebuild([LexDoc(pid, "text", 2024, ()) for pid in ids], "12-0", n)
+    assert main(["doctor", "--home", str(home), "--no-repair"]) == 1
+    assert "fingerprint 12-0 differs" in capsys.readouterr().out
+    # a corrupt index file and a leftover dirty marker of a dead writer are repaired too
+    (lex_dir / "current" / "papers.json").write_text("{truncated")
+    marker_of(home).write_text('{"pid": 999999999, "start": "1", "host": "elsewhere"}')
     assert main(["doctor", "--home", str(home)]) == 0
     out = capsys.readouterr().out
-    assert "BM25 index is marked dirty" in out and "BM25 index missing or unreadable" in out
+    assert "an ingest was interrupted" in out and "lexical index missing or unreadable" in out
     assert main(["doctor", "--home", str(home), "--no-repair"]) == 0
+    assert not marker_of(home).exists()
+
+
+def test_reader_never_removes_a_live_writers_marker(tmp_path: Path, embed) -> None:  # type: ignore[no-untyped-def]
+    """A reader opening mid-ingest uses the last published index and leaves the marker alone."""
+    home = tmp_path / "home"
+    pc = engine(home, embed)
+    pc.ingest([write_jsonl(tmp_path / "a.jsonl", corpus(5))])
+    pc.collection.marker.write()  # this process is alive: the marker is a live writer's
+    reader = engine(home, embed)
+    assert reader.count_papers() == 5
+    reader.collection.refresh()
+    assert pc.collection.marker.path.exists()
+    assert reader.health().problems == ["lexical index is marked dirty (an ingest is running)"]
+    pc.collection.marker.clear()

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ingest.lexical import Filters
+from ingest.filters import Filters
 from rag.cli import main
 from rag.engine import Paperchat
 from tests.conftest import ROOT, SAMPLE, NetworkGuard

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from ingest.lexical import Filters
+from ingest.filters import Filters, where_of_metadata_filters
 from rag.engine import Paperchat
 
 TOPICS = ["graph neural networks for molecules", "speech synthesis with vocoders", "image segmentation models",
@@ -56,3 +55,15 @@ def test_cli_filter_flags(engine: Paperchat, capsys: pytest.CaptureFixture[str])
                  "--category", "cs.CV", "--k", "10"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert all(s["year"] >= 2022 for s in d["sources"])
+
+
+@pytest.mark.parametrize("f", [Filters(year_from=2022), Filters(year_to=2021), Filters(categories=("cs.LG",)),
+                               Filters(categories=("cs.CL", "cs.CV"), year_from=2022),
+                               Filters(paper_ids=("arxiv:2001.10000", "arxiv:2101.10001"))])
+def test_both_filter_translations_select_the_same_chunks(engine: Paperchat, f: Filters) -> None:
+    col = engine.store.collection
+    mf = f.to_metadata_filters()
+    assert mf is not None
+    direct = sorted(col.get(where=f.where())["ids"])
+    via_llama = sorted(col.get(where=where_of_metadata_filters(mf))["ids"])
+    assert direct == via_llama and direct

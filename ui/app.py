@@ -18,7 +18,7 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported: n
 
 import gradio as gr  # noqa: E402
 
-from ingest.lexical import Filters  # noqa: E402
+from ingest.filters import Filters  # noqa: E402
 from rag.chat import ChatSession  # noqa: E402
 from rag.types import Answer  # noqa: E402
 from ui import render, uploads  # noqa: E402
