@@ -65,18 +65,18 @@ class Bm25sFull(Engine):
     name = "bm25s"
 
     def __init__(self, d: Path) -> None:
-        from ingest.lexical import LexicalIndex
+        from ingest.lexical import Bm25Index
 
-        self.lex = LexicalIndex(d / "bm25s")
+        try:
+            self.lex = Bm25Index.open(d / "bm25s")
+        except (OSError, ValueError, KeyError):
+            self.lex = Bm25Index.empty(d / "bm25s")
         self.docs: dict[str, str] = {}
-        if (self.lex.dir / "papers.json").exists():
-            self.lex.load()
 
     def _rebuild(self) -> None:
         from ingest.lexical import LexDoc
 
-        self.lex.build([LexDoc(p, t, None, ()) for p, t in self.docs.items()], 0)
-        self.lex.load()
+        self.lex = self.lex.rebuild([LexDoc(p, t, None, ()) for p, t in self.docs.items()], "", 0)
 
     def add(self, docs: Sequence[tuple[str, str]]) -> None:
         self.docs.update(docs)

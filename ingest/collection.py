@@ -330,7 +330,7 @@ class Collection:
         if table is not None and table[0] == fp:
             return table[1]
         store = self._reader_store()
-        rows = []
+        rows: list[dict[str, Any]] = []
         if store is not None:
             for row in store.iter_chunks(where={"chunk": 0}, documents=False):
                 m = row.meta
@@ -338,7 +338,7 @@ class Collection:
                              "authors": str(m.get("authors", "")), "year": m.get("year"),
                              "date": str(m.get("date", "")), "categories": str(m.get("categories", "")),
                              "url": m.get("url") or None})
-        rows.sort(key=lambda r: (r["title"].lower(), r["paper_id"]))
+        rows.sort(key=lambda r: (str(r["title"]).lower(), str(r["paper_id"])))
         self._table = (fp, rows)
         return rows
 

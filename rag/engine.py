@@ -96,6 +96,35 @@ class Paperchat:
     def settings(self) -> Settings:
         return self._bundle.settings
 
+    @settings.setter
+    def settings(self, new: Settings) -> None:
+        """Replace the settings (and so the answer backend) in one swap; the collection stays."""
+        self._bundle = _Bundle(validated(new, {}))
+
+    def use_answerer(self, answerer: Answerer | None) -> None:
+        """Answer with this backend object (tests, embedding applications); None rebuilds from the settings."""
+        b = _Bundle(self.settings)
+        if answerer is not None:
+            b._parts["answerer"] = answerer
+        self._bundle = b
+
+    # Older spellings some tests use to inject parts; they go through the swaps above.
+    @property
+    def _answerer(self) -> Answerer | None:
+        return self._bundle._parts.get("answerer")  # type: ignore[no-any-return]
+
+    @_answerer.setter
+    def _answerer(self, answerer: Answerer | None) -> None:
+        self.use_answerer(answerer)
+
+    @property
+    def _embed(self) -> Any:
+        return self.collection._embed
+
+    @_embed.setter
+    def _embed(self, embed: Any) -> None:
+        self.collection._embed = embed
+
     # --- components ------------------------------------------------------------------
     @property
     def embed(self) -> Any:
