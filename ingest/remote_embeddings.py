@@ -1,8 +1,8 @@
-"""Embeddings from any OpenAI-protocol `/v1/embeddings` server (vLLM, TEI, Infinity, OpenAI), batched, retried."""
+"""Embeddings from any OpenAI-protocol `/v1/embeddings` server (vLLM, TEI, Infinity, OpenAI), batched, retried
+by the openai client itself (ingest/openai_retry.py: backoff, Retry-After honoured up to a cap)."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,9 @@ class RemoteEmbedding(CachedEmbedding):
     def __init__(self, base_url: str, model_name: str, api_key: str | None = None,
                  cache_path: Path | None = None, **kw: Any) -> None:
         super().__init__(base_url=base_url, model_name=model_name, embed_batch_size=kw.pop("embed_batch_size", 512), **kw)
-        import openai
+        from ingest.openai_retry import openai_client
 
-        self._client = openai.OpenAI(base_url=base_url, api_key=api_key or "not-needed", timeout=self.timeout,
-                                     max_retries=0)
+        self._client = openai_client(base_url, api_key or "not-needed", self.timeout, self.retries)
         if cache_path is not None:
             self._cache = EmbeddingCache(cache_path, f"remote:{model_name}")
 
@@ -50,16 +49,12 @@ class RemoteEmbedding(CachedEmbedding):
     def _call(self, batch: list[str]) -> list[list[float]]:
         import openai
 
-        for attempt in range(self.retries + 1):
-            try:
-                resp = self._client.embeddings.create(model=self.model_name, input=batch)
-                return [d.embedding for d in sorted(resp.data, key=lambda d: d.index)]
-            except (openai.APIConnectionError, openai.APITimeoutError, openai.RateLimitError,
-                    openai.InternalServerError) as exc:
-                if attempt == self.retries:
-                    raise RuntimeError(f"embedding server {self.base_url} failed: {type(exc).__name__}") from None
-                time.sleep(min(8.0, 0.5 * 2 ** attempt))
-        raise AssertionError("unreachable")
+        try:  # the client retries (connection errors, timeouts, 429, 5xx) with backoff and Retry-After
+            resp = self._client.with_options(max_retries=self.retries).embeddings.create(
+                model=self.model_name, input=batch)
+        except openai.APIError as exc:
+            raise RuntimeError(f"embedding server {self.base_url} failed: {type(exc).__name__}") from None
+        return [d.embedding for d in sorted(resp.data, key=lambda d: d.index)]
 
     def _encode(self, texts: list[str]) -> list[list[float]]:
         out: list[list[float]] = []

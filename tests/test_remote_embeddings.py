@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -33,6 +34,7 @@ def bow(text: str) -> list[float]:
 
 class Server(ThreadingHTTPServer):
     fail_next = 0
+    retry_after: str | None = None  # with fail_next: answer 429 with this Retry-After instead of 500
     calls = 0
     batch_sizes: list[int] = []
 
@@ -47,7 +49,10 @@ class Handler(BaseHTTPRequestHandler):
         srv.calls += 1
         if srv.fail_next > 0:
             srv.fail_next -= 1
-            self.send_response(500)
+            self.send_response(500 if srv.retry_after is None else 429)
+            if srv.retry_after is not None:
+                self.send_header("Retry-After", srv.retry_after)
+            self.send_header("Content-Length", "0")
             self.end_headers()
             return
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
@@ -82,7 +87,23 @@ def test_ingest_and_ask_with_remote_embeddings(server: Server, tmp_path: Path) -
     ans = pc.ask("Which paper explains why grokking happens in deep networks?")
     assert ans.citations and ans.citations[0].title == "Deep Networks Always Grok and Here is Why"
     with pytest.raises(EmbeddingMismatchError, match="remote:bow-64"):
-        Paperchat(home=tmp_path / "h").store
+        Paperchat(home=tmp_path / "h").store  # noqa: B018 - opening the store is what fails
+
+
+def test_429_retry_after_is_honoured_and_a_long_one_fails_at_once(server: Server) -> None:
+    """The openai client's own retries: waits the server's Retry-After, but never longer than the cap."""
+    from ingest.remote_embeddings import RemoteEmbedding
+
+    emb = RemoteEmbedding(f"http://127.0.0.1:{server.server_address[1]}/v1", "bow-64")
+    server.fail_next, server.retry_after, server.calls = 1, "1", 0
+    t0 = time.monotonic()
+    assert len(emb._call(["a text"])[0]) == DIM
+    assert server.calls == 2 and time.monotonic() - t0 >= 0.95  # waited what the server asked
+    server.fail_next, server.retry_after, server.calls = 1, "3600", 0
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match="RateLimitError"):
+        emb._call(["a text"])
+    assert server.calls == 1 and time.monotonic() - t0 < 5  # no hour-long wait, no second request
 
 
 def test_unreachable_embedding_server_is_a_clear_error(tmp_path: Path) -> None:
