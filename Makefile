@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 QUESTION ?= Which paper explains why grokking happens in deep networks?
 export PAPERCHAT_HOME ?= .paperchat
 
-.PHONY: run ask install test test-fast chromium clean
+.PHONY: run ask install test test-fast lint chromium clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -34,5 +34,9 @@ test: $(STAMP) chromium
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
-clean:
-	rm -rf $(VENV) .paperchat
+lint: $(STAMP)    # config in pyproject.toml ([tool.ruff], [tool.mypy] with the pydantic plugin)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+clean:            # build artefacts only: never the data directory (.paperchat, PAPERCHAT_HOME)
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache paperchat.egg-info

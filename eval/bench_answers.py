@@ -26,7 +26,6 @@ import gzip
 import hashlib
 import json
 import re
-import statistics
 import sys
 import time
 import zipfile

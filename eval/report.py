@@ -120,7 +120,6 @@ def misses(rows: list[dict[str, Any]], most: int = 25) -> list[str]:
             continue
         out += ["", f"{title} ({len(rs)}):", ""]
         for r in rs[:most]:
-            extra = ""
             notes = []
             if r.get("gold_ranks"):
                 notes.append("gold ranks " + ", ".join(_fmt(v) for v in r["gold_ranks"].values()))

@@ -14,6 +14,34 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "sample"
 SHARED = ROOT.parent / "shared"
 
+# Tests that start real servers (Chroma, llama.cpp, Gradio), child processes (kill -9, the CLI) or a browser:
+# `pytest -m "not slow"` leaves them out. A module name alone marks the whole module. Marking here, in one
+# list, keeps the rule visible; `@pytest.mark.slow` on a test works too.
+SLOW = {
+    "test_chroma_server.py": None,  # `chroma run`
+    "test_llm_llamacpp.py": None,  # a llama.cpp server
+    "test_ui_browser.py": None,  # chromium
+    "test_durability.py": {"test_kill_9_at_random_points_then_rerun_is_exact", "test_query_while_another_process_ingests",
+                           "test_long_lived_reader_picks_up_another_process_ingest"},
+    "test_engine.py": {"test_questions_file_writes_jsonl"},  # two CLI processes
+    "test_bm25sql.py": {"test_kill_9_while_writing_leaves_whole_batches"},
+    "test_privacy.py": {"test_the_subprocess_guard_records_an_outside_attempt"},
+    "test_ui_unit.py": {"test_chat_endpoint_streams_and_renders",  # Gradio served on 127.0.0.1
+                        "test_a_failing_engine_shows_an_error_and_the_app_keeps_serving"},
+    "test_chat_during_ingest.py": None,
+}
+FAST_TIMEOUT, SLOW_TIMEOUT = 120, 900  # seconds per test (pytest-timeout); a session fixture's build counts
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        names = SLOW.get(item.path.name, ())
+        if names is None or item.originalname in (names or ()):  # type: ignore[attr-defined]
+            item.add_marker(pytest.mark.slow)
+        if item.get_closest_marker("timeout") is None:
+            slow = item.get_closest_marker("slow") is not None
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT if slow else FAST_TIMEOUT))
+
 
 def _leaky(var: str) -> bool:
     """Developer settings that must not reach the suite (PAPERCHAT_TEST_* are the suite's own knobs)."""
