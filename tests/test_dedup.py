@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ingest.embeddings import BUNDLED_DIM, BUNDLED_MODEL
-from ingest.lexical import LexicalIndex
-from ingest.pipeline import IngestReport, ingest_paths
-from ingest.store import ChunkStore, make_client
+from ingest.collection import Collection
+from ingest.embeddings import BUNDLED_DIM
+from ingest.pipeline import IngestReport
 from tests.shared_model import embedding_model
 
 BIB = """@article{smith_sparse_2021,
@@ -30,15 +29,14 @@ ARXIV = {"id": "2101.00001v2", "title": "Sparse attention for very long document
 
 class World:
     def __init__(self, root: Path, cache_dir: Path) -> None:
-        self.root, self.client, self.embed, self.n = root, make_client(root), embedding_model(cache_dir), 0
+        self.root, self.embed, self.n = root, embedding_model(cache_dir), 0
 
-    def collection(self) -> tuple[ChunkStore, LexicalIndex]:
+    def collection(self) -> Collection:
         self.n += 1
-        return (ChunkStore(self.client, f"dedup{self.n}", BUNDLED_MODEL, BUNDLED_DIM),
-                LexicalIndex(self.root / "bm25" / f"dedup{self.n}"))
+        return Collection(self.root, f"dedup{self.n}", embed=self.embed)
 
-    def ingest(self, col: tuple[ChunkStore, LexicalIndex], *paths: Path) -> IngestReport:
-        return ingest_paths(list(paths), col[0], col[1], self.embed, progress=False)
+    def ingest(self, col: Collection, *paths: Path) -> IngestReport:
+        return col.ingest(list(paths))  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +48,8 @@ def counts(r: IngestReport) -> tuple[int, int, int, int, int]:
     return r.added, r.updated, r.unchanged, r.duplicates, len(r.rejected)
 
 
-def ids(col: tuple[ChunkStore, LexicalIndex]) -> set[str]:
-    return {str(r.meta["paper_id"]) for r in col[0].iter_chunks()}
+def ids(col: Collection) -> set[str]:
+    return {str(r.meta["paper_id"]) for r in col.store.iter_chunks()}
 
 
 @pytest.fixture()
@@ -135,7 +133,7 @@ def test_collections_from_before_namespaced_ids_get_no_second_copy(world: World,
     for n in nodes:
         n.embedding = [0.0] * BUNDLED_DIM
         n.embedding[0] = 1.0
-    col[0].upsert(nodes)
+    col.store.upsert(nodes)
     f = tmp_path / "papers.csv"
     f.write_text("id,title,abstract\n7,A paper stored under its bare id,Stored long ago.\n")
     r = world.ingest(col, f)
