@@ -162,7 +162,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if not args.question:
         print("paperchat ask: give a question or --questions FILE", file=sys.stderr)
         return 2
-    if pc.count_papers() == 0:
+    if args.question.strip() and pc.count_papers() == 0:  # (an empty question is reported as such first)
         print(f"paperchat: {pc.empty_message()}", file=sys.stderr)
         return 1
     if args.stream and not args.json:

@@ -50,7 +50,7 @@ def test_a_normal_question_is_answered_by_the_llm(pc: Paperchat, llm: FakeLLM) -
     n = len(llm.requests)
     ans = pc.ask("How can a fact in a language model be edited without retraining?", k=1)  # q3 not among sources
     assert_valid(ans)
-    assert len(llm.requests) > n and ans.backend == "openai" and ans.citations[0].paper_id == "q6"
+    assert len(llm.requests) > n and ans.backend == "openai" and ans.citations[0].paper_id.endswith("q6")
 
 
 def test_injection_in_the_question_does_not_leak_the_system_prompt(pc: Paperchat) -> None:
