@@ -61,6 +61,11 @@ Item = Located | Rejection | Notice
 COMPOUND = (".gz",)
 
 
+def listed(value: object) -> list[object]:
+    """The value when it is a list, else an empty list (for loosely typed JSON fields)."""
+    return value if isinstance(value, list) else []
+
+
 def source_prefix(path: Path) -> str:
     """The namespace for a file's bare ids: its name without suffixes ('refs.bib.gz' -> 'refs:')."""
     name = path.name
@@ -101,7 +106,7 @@ def read_text(path: Path, limit: int = MAX_DOCUMENT_BYTES) -> tuple[str, list[Re
     if enc.name == "utf-8" and not utf8_verdict(data, True):
         name = guess_legacy(data)
         enc = Encoding(name, 0, f"not UTF-8: read as {name} (detected by charset-normalizer)")
-        notes = [Notice(where, None, enc.note)]
+        notes = [Notice(where, None, f"not UTF-8: read as {name} (detected by charset-normalizer)")]
     parts: list[str] = []
     for i, raw in enumerate(data.split(b"\n"), start=1):
         text, warning = decode_line(raw, enc.name)

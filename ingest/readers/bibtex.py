@@ -78,7 +78,7 @@ def read_bibtex(path: Path) -> Iterator[Item]:
         if isinstance(block, DuplicateBlockKeyBlock):
             items.append((line, Rejection(where, line, f"duplicate citation key '{block.key}'; kept the first")))
         else:
-            first = block.raw.strip().split("\n", 1)[0][:60]
+            first = (block.raw or "").strip().split("\n", 1)[0][:60]
             items.append((line, Rejection(where, line, f"malformed BibTeX entry ({first!r}: unbalanced braces "
                                                        "or quotes)")))
     for entry in library.entries:

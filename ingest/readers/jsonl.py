@@ -80,7 +80,8 @@ def element_lines(text: str, key: str | None = None) -> list[int] | None:
     i = _WS.match(text).end() if key is None else _value_start(text, key)  # type: ignore[union-attr]
     if i is None or text[i:i + 1] != "[":
         return None
-    pos, line, out = 0, 1, []
+    pos, line = 0, 1
+    out: list[int] = []
     i += 1
     while True:
         i = _WS.match(text, i).end()  # type: ignore[union-attr]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ingest.readers.base import listed
 from ingest.records import Paper, make_paper
 
 
@@ -29,7 +30,7 @@ def rebuild_abstract(index: object) -> str | None:
 
 def _authors(rec: Mapping[str, object]) -> list[str]:
     out = []
-    for a in rec.get("authorships") or []:
+    for a in listed(rec.get("authorships")):
         if isinstance(a, Mapping):
             author = a.get("author")
             name = author.get("display_name") if isinstance(author, Mapping) else a.get("raw_author_name")
@@ -41,7 +42,7 @@ def _authors(rec: Mapping[str, object]) -> list[str]:
 def _topics(rec: Mapping[str, object]) -> list[str]:
     out = []
     for key in ("keywords", "topics", "concepts"):
-        for t in rec.get(key) or []:
+        for t in listed(rec.get(key)):
             name = t.get("display_name") if isinstance(t, Mapping) else None
             if isinstance(name, str) and name.strip():
                 out.append(name.strip().replace(" ", "_"))

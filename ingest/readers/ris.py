@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from ingest.readers.base import Item, Located, Notice, Rejection, source_prefix
+from ingest.readers.base import Item, Located, Notice, Rejection, listed, source_prefix
 from ingest.readers.textio import MAX_RECORD_BYTES, iter_lines, mb
 from ingest.records import make_paper, person
 
@@ -43,10 +43,10 @@ def paper_from_ris(rec: dict[str, object], source: str, prefix: str) -> object:
         raw_id=rec.get("id"),
         id_prefix=prefix,
         ids={"doi": rec.get("doi"), "arxiv": arxiv},
-        authors=[person(str(a)) for a in rec.get("authors") or rec.get("first_authors") or []],  # type: ignore[union-attr]
+        authors=[person(str(a)) for a in listed(rec.get("authors")) or listed(rec.get("first_authors"))],
         url=urls[0] if urls else None,
         date=_date(rec.get("year") or rec.get("publication_year") or rec.get("date")),
-        categories=[str(k).strip().replace(" ", "_") for k in rec.get("keywords") or [] if str(k).strip()],  # type: ignore[union-attr]
+        categories=[str(k).strip().replace(" ", "_") for k in listed(rec.get("keywords")) if str(k).strip()],
         source=source,
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ingest.readers.base import listed
 from ingest.records import Paper, make_paper
 
 _EXTERNAL = {"doi": "doi", "arxiv": "arxiv", "pubmed": "pmid"}
@@ -30,8 +31,8 @@ def paper_from_semantic_scholar(rec: Mapping[str, object], source: str) -> Paper
     if s2 is not None:
         ids["s2"] = s2
     authors = low.get("authors")
-    fields = low.get("fieldsofstudy") or [f.get("category") for f in low.get("s2fieldsofstudy") or []
-                                         if isinstance(f, Mapping)]
+    fields = listed(low.get("fieldsofstudy")) or [f.get("category") for f in listed(low.get("s2fieldsofstudy"))
+                                                  if isinstance(f, Mapping)]
     year = low.get("publicationdate") or low.get("year")
     better = any(k in ids for k in ("arxiv", "doi", "pmid"))
     return make_paper(
@@ -41,6 +42,6 @@ def paper_from_semantic_scholar(rec: Mapping[str, object], source: str) -> Paper
         authors=authors,
         date=str(year) if isinstance(year, int) else year,
         url=None if better else low.get("url"),
-        categories=[str(f).replace(" ", "_") for f in fields or [] if f],
+        categories=[str(f).replace(" ", "_") for f in fields if f],
         source=source,
     )

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import codecs
 import gzip
+import io
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 MB = 1 << 20
 MAX_RECORD_BYTES = 16 * MB  # one line or record, decompressed
@@ -30,6 +30,7 @@ _BOMS = ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
          (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
 _WESTERN = ("cp1252", "latin_1", "iso8859_15")  # preferred among equally good guesses (Excel, old Windows tools)
 GZIP_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
+Stream = gzip.GzipFile | io.BufferedReader  # both have read1: what is there, without waiting for a full block
 
 
 def mb(n: int) -> str:
@@ -60,11 +61,11 @@ class Line:
     warning: str | None = None
 
 
-def open_decompressed(path: Path) -> BinaryIO:
+def open_decompressed(path: Path) -> Stream:
     """The file opened for binary reading, through gzip when it starts with the gzip magic."""
     with open(path, "rb") as fh:
         gz = fh.read(2) == GZIP_MAGIC
-    return gzip.open(path, "rb") if gz else open(path, "rb")  # type: ignore[return-value]
+    return gzip.GzipFile(path, "rb") if gz else open(path, "rb")
 
 
 def head_bytes(path: Path, n: int = 8192) -> bytes:
@@ -213,7 +214,7 @@ def _split(blocks: Iterator[bytes] | Iterator[str], nl: bytes | str, limit: int
         yield nl[:0].join(buf)  # type: ignore[arg-type]
 
 
-def _blocks(fh: BinaryIO, file_limit: int, state: dict[str, int]) -> Iterator[bytes]:
+def _blocks(fh: Stream, file_limit: int, state: dict[str, int]) -> Iterator[bytes]:
     while block := fh.read1(BLOCK):
         state["read"] += len(block)
         if state["read"] > file_limit:
