@@ -143,3 +143,18 @@ def test_collections_from_before_namespaced_ids_get_no_second_copy(world: World,
     other = tmp_path / "other.csv"  # another file's row 7 (once, it overwrote the stored one)
     other.write_text("id,title,abstract\n7,An unrelated paper numbered seven,Something else.\n")
     assert counts(world.ingest(col, other)) == (1, 0, 0, 0, 0) and ids(col) == {"7", "other:7"}
+
+
+def test_every_sample_format_into_one_collection(world: World) -> None:
+    """The format samples share papers (Attention in Zotero BibTeX and Semantic Scholar, BioBERT in Semantic
+    Scholar and MEDLINE, the OA study in OpenAlex and MEDLINE): each is kept once; re-ingest changes nothing."""
+    data = Path(__file__).resolve().parent / "data" / "formats"
+    col = world.collection()
+    r = world.ingest(col, data)
+    assert counts(r) == (18, 0, 0, 3, 10) and r.records == 31  # one bad record per sample
+    dups = sorted(w.message.split(" (")[0] for w in r.warnings if w.message.startswith("same paper"))
+    assert [d.split(" from ")[0] for d in dups] == ["same paper as arxiv:1706.03762", "same paper as doi:10.1093/"
+                                                   "bioinformatics/btz682", "same paper as doi:10.7717/peerj.4375"]
+    assert len(ids(col)) == 18
+    again = world.ingest(col, data)
+    assert counts(again) == (0, 0, 18, 3, 10) and again.chunks_written == 0
