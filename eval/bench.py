@@ -2,6 +2,11 @@
 
     python -m eval.bench --records 2000            # seed + first 2000 arXiv records
     python -m eval.bench --records 10000 --skip-plain
+    python -m eval.bench --seed --precisions auto,fp32   # one paperchat row per embed_precision
+
+Each run prints the CPU flags that decide the precision (`auto`: bf16 with AVX512-BF16/AMX, else int8), the
+oneDNN/ATen ISA caps if set (ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 emulates an AVX2-only CPU for
+torch; onnxruntime picks its kernels by cpuid and cannot be capped) and the load average.
 
 Each side runs in its own subprocess (fresh imports, its own peak RSS) with an empty data directory and
 an empty embedding cache, so neither side gets cached vectors. Prints a table and writes JSON.
@@ -72,8 +77,12 @@ from rag.engine import Paperchat
 t_import = time.perf_counter() - t0
 data, home, queries = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 pc = Paperchat(home=home)
+t = time.perf_counter()
 if data != "-":
     pc.embed.get_text_embedding_batch(["warm up"])  # load the model before timing, as the plain side does
+t_prep = time.perf_counter() - t  # includes a first int8 run's one-time ONNX export and quantisation
+from ingest.embeddings import resolve_precision
+precision = resolve_precision(pc.settings.embed_precision) if data != "-" else "-"
 t = time.perf_counter()
 report = pc.ingest([data]) if data != "-" else None
 t_ingest = time.perf_counter() - t
@@ -86,7 +95,7 @@ for _ in range(3):
         t = time.perf_counter(); retr.hits(q); lat.append((time.perf_counter() - t) * 1000)
 st = pc.stats()
 print(json.dumps({"import_s": t_import, "ingest_s": t_ingest, "chunks": st["chunks"], "lat_ms": lat,
-                  "papers": st["papers"],
+                  "papers": st["papers"], "model_prep_s": t_prep, "precision": precision,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 '''
 
@@ -97,9 +106,23 @@ def pct(xs: list[float], q: float) -> float:
     return percentile(xs, q)
 
 
-def run_side(code: str, data: Path, home: Path, cache: Path | None = None) -> dict[str, float]:
+def cpu_line() -> str:
+    """The CPU features that decide the embedding precision, ISA caps in force, load average."""
+    from ingest.encoders import cpu_flags
+
+    flags = cpu_flags() or set()
+    shown = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16") if f in flags]
+    caps = [f"{k}={os.environ[k]}" for k in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY") if os.environ.get(k)]
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return f"cpu: {os.cpu_count()} cores, flags {' '.join(shown) or '-'}; caps {' '.join(caps) or 'none'}; load {load}"
+
+
+def run_side(code: str, data: Path, home: Path, cache: Path | None = None,
+             precision: str | None = None) -> dict[str, float]:
     env = {**os.environ, "PAPERCHAT_HOME": str(home), "PAPERCHAT_CACHE_DIR": str(cache or home / "cache"),
            "HF_HUB_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
+    if precision:
+        env["PAPERCHAT_EMBED_PRECISION"] = precision
     out = subprocess.run([sys.executable, "-c", code, str(data), str(home), json.dumps(QUERIES)], env=env,
                          cwd=ROOT, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -147,7 +170,10 @@ def main() -> int:
     ap.add_argument("--existing-home", type=Path, help="measure retrieval, RSS and cold start on an index already "
                     "ingested there (no ingest, no plain-pipeline side)")
     ap.add_argument("--seed", action="store_true", help="benchmark the 65 sample papers instead of arXiv records")
+    ap.add_argument("--precisions", default="auto", help="comma-separated embed_precision values; one paperchat "
+                    "row each (e.g. auto,fp32,int8)")
     args = ap.parse_args()
+    print(cpu_line(), flush=True)
     rows: dict[str, dict[str, float]] = {}
     if args.existing_home:
         r = run_side(OURS, Path("-"), args.existing_home, args.existing_home / "cache")
@@ -160,27 +186,34 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="paperchat-bench-") as tmp:
         data = Path(tmp) / "records.jsonl"
         n = write_seed(data) if args.seed else write_records(args.records, data)
-        sides = [("paperchat", OURS)] + ([] if args.skip_plain else [("plain llama-index", PLAIN)])
-        for name, code in sides:
+        precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
+        sides = [(f"paperchat {p}" if len(precisions) > 1 else "paperchat", OURS, p) for p in precisions]
+        sides += [] if args.skip_plain else [("plain llama-index", PLAIN, None)]
+        for name, code, precision in sides:
             home = Path(tmp) / name.replace(" ", "_")
-            cache = args.warm_cache if name == "paperchat" else None
-            r = run_side(code, data, home, cache)
+            cache = args.warm_cache if precision else None
+            r = run_side(code, data, home, cache, precision)
             r["abstracts_per_s"] = n / r["ingest_s"]
             r["p50_ms"], r["p95_ms"] = pct(r["lat_ms"], 50), pct(r["lat_ms"], 95)
-            if name == "paperchat":
+            if precision:
                 r["cold_start_ask_s"] = min(cold_start(home, cache) for _ in range(3))
             del r["lat_ms"]
             rows[name] = r
     print(f"records: {n}" + (" (paperchat on a warm embedding cache)" if args.warm_cache else ""))
-    keys = ["import_s", "ingest_s", "abstracts_per_s", "chunks", "p50_ms", "p95_ms", "peak_rss_mb", "cold_start_ask_s"]
+    keys = ["import_s", "model_prep_s", "ingest_s", "abstracts_per_s", "chunks", "p50_ms", "p95_ms", "peak_rss_mb",
+            "cold_start_ask_s"]
     print(f"{'':22}" + "".join(f"{k:>17}" for k in keys))
     for name, r in rows.items():
-        print(f"{name:22}" + "".join(f"{r.get(k, float('nan')):17.2f}" for k in keys))
-    if "plain llama-index" in rows:
-        a, b = rows["paperchat"], rows["plain llama-index"]
-        print(f"ratios (paperchat / plain): ingest throughput x{a['abstracts_per_s'] / b['abstracts_per_s']:.2f}, "
-              f"retrieval p95 x{a['p95_ms'] / b['p95_ms']:.2f}, peak RSS x{a['peak_rss_mb'] / b['peak_rss_mb']:.2f}")
-    args.out.write_text(json.dumps({"records": n, "warm_cache": bool(args.warm_cache), **rows}, indent=1))
+        label = f"{name} ({r['precision']})" if "precision" in r else name
+        print(f"{label:22}" + "".join(f"{r.get(k, float('nan')):17.2f}" for k in keys))
+    for name, a in rows.items():
+        if "plain llama-index" in rows and name != "plain llama-index":
+            b = rows["plain llama-index"]
+            print(f"ratios ({name} / plain): ingest throughput x{a['abstracts_per_s'] / b['abstracts_per_s']:.2f}, "
+                  f"retrieval p95 x{a['p95_ms'] / b['p95_ms']:.2f}, peak RSS x{a['peak_rss_mb'] / b['peak_rss_mb']:.2f}")
+    print(cpu_line())
+    args.out.write_text(json.dumps({"records": n, "warm_cache": bool(args.warm_cache), "cpu": cpu_line(), **rows},
+                                   indent=1))
     return 0
 
 

@@ -11,9 +11,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
+import logging
+
 import numpy as np
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.bridge.pydantic import PrivateAttr
+
+log = logging.getLogger(__name__)
 
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
 BUNDLED_DIM = 384
@@ -120,8 +124,17 @@ class CachedEmbedding(BaseEmbedding):
         return self._get_text_embedding(text)
 
 
+def resolve_precision(precision: str) -> str:
+    """The precision ingest runs at: `auto` is bf16 on CPUs with native bf16, int8 elsewhere."""
+    if precision != "auto":
+        return precision
+    from ingest.encoders import native_bf16
+
+    return "bf16" if native_bf16() else "int8"
+
+
 class LocalEmbedding(CachedEmbedding):
-    """The bundled all-MiniLM-L6-v2, normalised, cached by content hash (torch for bulk, ONNX for queries).
+    """The bundled all-MiniLM-L6-v2, normalised, cached by content hash (torch or int8 ONNX for bulk, ONNX for queries).
 
     Not llama-index's HuggingFaceEmbedding: it encodes in batches of 10 without length sorting and
     its import chain costs ~7.6 s here; see ingest/encoders.py for why not sentence-transformers either.
@@ -129,9 +142,10 @@ class LocalEmbedding(CachedEmbedding):
 
     model_path: str = ""
     batch_size: int = 16
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "int8"] = "auto"
     dim: int = BUNDLED_DIM
     _torch: Any = PrivateAttr(default=None)
+    _int8: Any = PrivateAttr(default=None)
     _cache_dir: Path | None = PrivateAttr(default=None)
     _onnx: Any = PrivateAttr(default=None)
     _export: Any = PrivateAttr(default=None)
@@ -151,15 +165,51 @@ class LocalEmbedding(CachedEmbedding):
         return "PaperchatLocalEmbedding"
 
     def _model(self) -> Any:
+        """The bulk (ingest) encoder: int8 ONNX where `precision` resolves to int8, else torch fp32/bf16."""
         with self._lock:
+            if self._int8 is None and self._torch is None and resolve_precision(self.precision) == "int8":
+                self._int8 = self._int8_encoder()
+            if self._int8 is not None:
+                return self._int8
             if self._torch is None:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
                 verify_model(self.model_path)
                 from ingest.encoders import TorchEncoder
 
-                self._torch = TorchEncoder(self.model_path, self.precision, self.batch_size)
+                precision = "fp32" if self.precision == "int8" else self.precision  # int8 unavailable: fp32
+                self._torch = TorchEncoder(self.model_path, precision, self.batch_size)
             return self._torch
+
+    def _int8_encoder(self) -> Any:
+        """The int8 ONNX bulk encoder, exported and quantised first if needed (in a subprocess); None if impossible."""
+        if self._cache_dir is None:
+            return None  # nowhere to keep the exported files: torch fp32
+        import subprocess
+        import sys
+
+        from ingest.onnx_runtime import OnnxEncoder, onnx_path, trusted
+
+        fp32, int8 = onnx_path(self._cache_dir, self.model_path), onnx_path(self._cache_dir, self.model_path, "int8")
+        if not trusted(int8):
+            verify_model(self.model_path)
+            subprocess.run([sys.executable, "-m", "ingest.onnx_runtime", self.model_path, str(fp32), str(int8)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+            if not trusted(int8):
+                log.warning("int8 export failed; ingest runs the fp32 torch model")
+                return None
+        from ingest.encoders import encode_sorted
+
+        enc = OnnxEncoder(self.model_path, int8, threads=0)
+        batch = 16
+
+        class _Bulk:
+            precision = "int8"
+
+            def encode(self, texts: list[str]) -> Any:
+                return encode_sorted(texts, batch, enc.encode, BUNDLED_DIM)
+
+        return _Bulk()
 
     def ensure_query_model(self) -> None:
         """Export the ONNX copy used by the query path, once per cache directory.
@@ -167,9 +217,9 @@ class LocalEmbedding(CachedEmbedding):
         Runs in a background process (start-up of this one is not delayed, and the export's memory,
         a second model copy plus tracing, never adds to the ingest's peak RSS).
         """
-        from ingest.onnx_runtime import onnx_path
+        from ingest.onnx_runtime import onnx_path, trusted
 
-        if self._cache_dir is None or onnx_path(self._cache_dir, self.model_path).exists():
+        if self._cache_dir is None or trusted(onnx_path(self._cache_dir, self.model_path)):
             return
         import subprocess
         import sys
@@ -190,10 +240,10 @@ class LocalEmbedding(CachedEmbedding):
         """The onnxruntime encoder when its exported model exists (no torch import), else None."""
         with self._lock:
             if self._onnx is None and self._torch is None and self._cache_dir is not None:
-                from ingest.onnx_runtime import OnnxEncoder, onnx_path
+                from ingest.onnx_runtime import OnnxEncoder, onnx_path, trusted
 
                 path = onnx_path(self._cache_dir, self.model_path)
-                if path.exists():
+                if trusted(path):
                     self._onnx = OnnxEncoder(self.model_path, path)
             return self._onnx
 

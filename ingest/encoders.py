@@ -71,6 +71,30 @@ def bf16_supported() -> bool:
         return False
 
 
+def cpu_flags() -> set[str] | None:
+    """The x86 feature flags of the first CPU in /proc/cpuinfo (None where there is no such line)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return None
+
+
+def native_bf16() -> bool:
+    """Native bf16 for torch: AVX512-BF16 or AMX in the CPU flags, and oneDNN allowed to use them.
+
+    Reads /proc/cpuinfo first so that on CPUs without these flags torch is never imported for the
+    answer; then asks torch (which honours ONEDNN_MAX_CPU_ISA, e.g. =AVX2 to emulate an AVX2-only CPU).
+    """
+    flags = cpu_flags()
+    if flags is not None and not flags & {"avx512_bf16", "amx_bf16"}:
+        return False
+    return bf16_supported()
+
+
 def bf16_autocast(precision: str) -> Any:
     """torch autocast to bfloat16 for "bf16" (or "auto" on a CPU with native bf16), else a no-op.
 
@@ -79,7 +103,7 @@ def bf16_autocast(precision: str) -> Any:
     """
     import torch
 
-    if precision == "bf16" or (precision == "auto" and bf16_supported()):
+    if precision == "bf16" or (precision == "auto" and native_bf16()):
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 

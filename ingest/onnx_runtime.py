@@ -1,11 +1,13 @@
-"""MiniLM through onnxruntime for the query path: no torch import, so `paperchat ask` starts fast.
+"""MiniLM through onnxruntime: the query path (no torch import, so `paperchat ask` starts fast) and int8 ingest.
 
-The ONNX file is exported once from the bundled model (torch is loaded at ingest anyway) and cached;
-its vectors match sentence-transformers' to cosine > 0.99999 (checked at export).
+The ONNX file is exported once from the bundled model and cached; its vectors match sentence-transformers'
+to cosine > 0.99999 (checked at export). On CPUs without native bf16, ingest runs a dynamically quantised
+int8 copy of it (`quantize_int8`). Each file gets a `.sha256` beside it, checked when it is loaded.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import threading
@@ -17,10 +19,92 @@ import numpy as np
 from ingest.encoders import load_tokenizer, mean_pool, pad_batch
 
 
-def onnx_path(cache_dir: Path, model_path: str) -> Path:
+INT8_MIN_COSINE = 0.99  # an int8 copy further than this from fp32 on the probe texts is refused
+
+
+class OnnxIntegrityError(RuntimeError):
+    """An exported ONNX file does not match the sha256 recorded when it was written."""
+
+
+def onnx_path(cache_dir: Path, model_path: str, variant: str = "fp32") -> Path:
     """Where the exported model lives (named after the weights' identity, so a new model re-exports)."""
     st = Path(model_path, "model.safetensors").stat()
-    return cache_dir / f"minilm-{st.st_size}-{int(st.st_mtime)}.onnx"
+    suffix = "" if variant == "fp32" else f"-{variant}"
+    return cache_dir / f"minilm-{st.st_size}-{int(st.st_mtime)}{suffix}.onnx"
+
+
+def _digest_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def publish(tmp: Path, target: Path) -> None:
+    """Record tmp's sha256 beside target, then move tmp into place (the digest file exists first)."""
+    _digest_path(target).write_text(_sha256(tmp) + "\n")
+    tmp.replace(target)
+
+
+def verify(path: Path) -> None:
+    """Check an exported file against its recorded sha256 (OnnxIntegrityError when it differs or is missing)."""
+    digest = _digest_path(path)
+    expected = digest.read_text().strip() if digest.exists() else ""
+    got = _sha256(path)
+    if got != expected:
+        raise OnnxIntegrityError(f"{path}: sha256 {got} is not the recorded {expected or '(no .sha256 file)'}")
+
+
+def trusted(path: Path) -> bool:
+    """Whether an exported file exists and matches its recorded sha256; a mismatching one is removed
+    (it is re-exported), a file from before digests were recorded too."""
+    if not path.exists():
+        return False
+    try:
+        verify(path)
+        return True
+    except OnnxIntegrityError as exc:
+        import logging
+
+        logging.getLogger(__name__).warning("%s; exporting it again", exc)
+        path.unlink(missing_ok=True)
+        return False
+
+
+def quantize_int8(fp32_file: Path, target: Path, model_path: str) -> bool:
+    """Dynamic int8 copy of the exported model (onnxruntime quantize_dynamic), checked against fp32.
+
+    Weights per output channel, 7-bit (`reduce_range`: the u8s8 kernels of AVX2 CPUs without VNNI
+    saturate 16-bit sums with full-range weights), MatMuls only (the word-embedding table stays fp32),
+    and the FFN output projections stay fp32: their inputs are the widest-ranged activations, and keeping
+    them moved the mean cosine to fp32 from 0.9936 to 0.9970 on the sample abstracts.
+    """
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    graph = onnx.load(str(fp32_file), load_external_data=False).graph
+    ffn_out = [n.name for n in graph.node if n.op_type == "MatMul" and "/output/dense/" in n.name
+               and "/attention/" not in n.name]
+    tmp = target.with_suffix(f".{os.getpid()}.tmp")
+    quantize_dynamic(str(fp32_file), str(tmp), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
+                     op_types_to_quantize=["MatMul"], nodes_to_exclude=ffn_out)
+    probe = PROBE * 2
+    cos = (OnnxEncoder(model_path, tmp).encode(probe) * OnnxEncoder(model_path, fp32_file).encode(probe)).sum(axis=1)
+    if float(cos.min()) < INT8_MIN_COSINE:
+        tmp.unlink(missing_ok=True)
+        return False
+    publish(tmp, target)
+    return True
+
+
+PROBE = ["A short query.", "Grokking is delayed generalization long after the training error is near zero.",
+         "We propose a curve-estimation network for low-light image enhancement trained without paired data; "
+         "on five benchmarks it improves PSNR and downstream face detection."]
 
 
 def export_onnx(model_path: str, target: Path, reference: Any) -> bool:
@@ -44,25 +128,25 @@ def export_onnx(model_path: str, target: Path, reference: Any) -> bool:
     torch.onnx.export(_Wrapped(model), (ids, ids, torch.zeros_like(ids)), str(tmp), dynamo=False,
                       input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["hidden"],
                       dynamic_axes=axes, opset_version=17)
-    probe = ["A short query.", "Grokking is delayed generalization long after the training error is near zero."]
-    ours = OnnxEncoder(model_path, tmp).encode(probe)
-    ref = reference.encode(probe)
+    ours = OnnxEncoder(model_path, tmp).encode(PROBE)
+    ref = reference.encode(PROBE)
     if float((ours * ref).sum(axis=1).min()) < 0.9999:
         tmp.unlink(missing_ok=True)
         return False
-    tmp.replace(target)
+    publish(tmp, target)
     return True
 
 
 class OnnxEncoder:
     """Mean-pooled, normalised MiniLM embeddings with onnxruntime and the model's own tokenizer."""
 
-    def __init__(self, model_path: str, onnx_file: Path) -> None:
+    def __init__(self, model_path: str, onnx_file: Path, threads: int = 2) -> None:
+        """`threads` 0 lets onnxruntime use every physical core (bulk ingest); queries use 2."""
         import onnxruntime as ort
 
         self.tok = load_tokenizer(model_path)
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 2
+        opts.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(onnx_file), opts, providers=["CPUExecutionProvider"])
         self._lock = threading.Lock()
 
@@ -75,15 +159,20 @@ class OnnxEncoder:
 
 
 def main(argv: list[str]) -> int:
-    """`python -m ingest.onnx_runtime MODEL_DIR TARGET.onnx`: export and verify (used in the background)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from ingest.encoders import TorchEncoder
+    """`python -m ingest.onnx_runtime MODEL_DIR TARGET.onnx [INT8_TARGET.onnx]`: export (and quantise), verified.
 
+    Run in a subprocess (in the background after a first ingest; before an int8 ingest), so the process
+    that asks or ingests never imports torch for it."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     model_path, target = argv[0], Path(argv[1])
-    if target.exists():
-        return 0
-    ok = export_onnx(model_path, target, TorchEncoder(model_path, precision="fp32"))
-    return 0 if ok else 1
+    if not target.exists():
+        from ingest.encoders import TorchEncoder
+
+        if not export_onnx(model_path, target, TorchEncoder(model_path, precision="fp32")):
+            return 1
+    if len(argv) > 2 and not Path(argv[2]).exists():
+        return 0 if quantize_int8(target, Path(argv[2]), model_path) else 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -25,8 +25,9 @@ class Settings(BaseSettings):
     embed_base_url: str | None = Field(None, description="OpenAI-protocol /v1/embeddings server (vLLM, TEI, Infinity); unset = the bundled MiniLM.")
     embed_api_key: SecretStr | None = Field(None, description="Key for embed_base_url (never the LLM key).")
     embed_model: str = Field("all-MiniLM-L6-v2", description="Embedding model name sent to embed_base_url.")
-    embed_precision: Literal["auto", "fp32", "bf16"] = Field(
-        "auto", description="Local model precision for ingest (auto: bf16 where the CPU has native bf16, e.g. AMX).")
+    embed_precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
+        "auto", description="Local model precision for ingest (auto: bf16 where the CPU has native bf16, e.g. "
+        "AVX512-BF16/AMX, else int8 through onnxruntime).")
 
     max_question_chars: int = Field(2000, ge=100, description="Longest question accepted (API, UI, CLI).")
     max_turns: int = Field(50, ge=1, description="Turns a chat session keeps in memory.")

@@ -48,6 +48,35 @@ def test_onnx_query_copy_matches_torch(tmp_path: Path) -> None:
         assert cos.min() > 0.999, (precision, cos)
 
 
+def test_int8_ingest_vectors_match_fp32(tmp_path: Path) -> None:
+    """int8 (the `auto` choice without native bf16): exported, quantised, sha256 recorded, close to fp32."""
+    from ingest.onnx_runtime import onnx_path, trusted
+
+    emb = LocalEmbedding(cache_path=tmp_path / "embeddings.sqlite", precision="int8")
+    int8 = np.asarray(emb._encode(TEXTS * 30), dtype=np.float32)[: len(TEXTS)]  # >64 texts: the bulk path
+    assert emb._torch is None and emb._int8 is not None  # no torch in this process for int8 ingest
+    cos = (int8 * _vecs("fp32")).sum(axis=1)
+    assert cos.min() > 0.98, cos
+    path = onnx_path(tmp_path, emb.model_path, "int8")
+    assert trusted(path) and path.with_name(path.name + ".sha256").exists()
+    with open(path, "r+b") as f:  # a corrupted export is detected, removed and made again
+        f.seek(1000)
+        f.write(b"\x00" * 16)
+    assert not trusted(path) and not path.exists()
+
+
+def test_auto_precision_follows_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ingest import encoders
+    from ingest.embeddings import resolve_precision
+
+    monkeypatch.setattr(encoders, "cpu_flags", lambda: {"avx2", "fma"})
+    assert resolve_precision("auto") == "int8"
+    assert resolve_precision("fp32") == "fp32"
+    monkeypatch.setattr(encoders, "cpu_flags", lambda: {"avx2", "avx512_bf16"})
+    monkeypatch.setattr(encoders, "bf16_supported", lambda: True)
+    assert resolve_precision("auto") == "bf16"
+
+
 def test_precision_setting_reaches_the_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from rag.engine import Paperchat
 
