@@ -29,6 +29,7 @@ SLOW = {
     "test_ui_unit.py": {"test_chat_endpoint_streams_and_renders",  # Gradio served on 127.0.0.1
                         "test_a_failing_engine_shows_an_error_and_the_app_keeps_serving"},
     "test_chat_during_ingest.py": None,
+    "test_embeddings.py": {"test_int8_ingest_vectors_match_fp32"},  # ONNX export + quantisation in a child process
 }
 FAST_TIMEOUT, SLOW_TIMEOUT = 120, 900  # seconds per test (pytest-timeout); a session fixture's build counts
 
