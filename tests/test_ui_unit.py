@@ -183,6 +183,16 @@ def test_sources_panel_notices() -> None:
     assert "No paper matched" in empty
 
 
+def test_stage_refuses_a_gzip_that_expands_too_far(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.jsonl.gz"
+    bomb.write_bytes(gzip.compress(b" " * (5 << 20)))  # 5 MB of spaces in ~5 KB
+    ok = tmp_path / "ok.jsonl.gz"
+    ok.write_bytes(gzip.compress(b'{"title": "T", "abstract": "A"}\n'))
+    staged = uploads.stage([str(bomb), str(ok)], tmp_path / "stage", max_expanded=4 << 20)
+    assert list(staged.files.values()) == ["ok.jsonl.gz"]
+    assert staged.refused == ["bomb.jsonl.gz: expands to more than 4 MB (the limit for uploads)"]
+
+
 def test_discard_deletes_only_gradio_temp_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     up = tmp_path / "gradio" / "abc123" / "papers.jsonl"

@@ -7,12 +7,14 @@ import os
 import re
 import shutil
 import tempfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest.readers.textio import detect_encoding
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+MAX_EXPANDED_BYTES = 2 * 1024**3  # a .gz upload may expand to this much; bounds the time a bomb holds the ingest
 MAX_UPLOAD = "50mb"  # the same limit for Gradio's launch(max_file_size=...)
 SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".txt", ".bib", ".ris", ".nbib", ".xml")
 ALLOWED = tuple(SUFFIXES) + tuple(s + ".gz" for s in SUFFIXES)
@@ -32,7 +34,20 @@ def allowed_suffix(name: str) -> str | None:
     return next((s for s in sorted(ALLOWED, key=len, reverse=True) if low.endswith(s)), None)
 
 
-def _looks_ok(path: Path, suffix: str) -> str | None:
+def expanded_size(path: Path, limit: int) -> int:
+    """Decompressed size of a gzip file, counted in 1 MB blocks and stopping past `limit` (what reads of a
+    truncated one)."""
+    n = 0
+    try:
+        with gzip.GzipFile(path, "rb") as gz:
+            while (block := gz.read1(1 << 20)) and n <= limit:
+                n += len(block)
+    except (OSError, EOFError, zlib.error):
+        pass
+    return n
+
+
+def _looks_ok(path: Path, suffix: str, max_expanded: int = MAX_EXPANDED_BYTES) -> str | None:
     """Why the content does not match its type, or None."""
     with open(path, "rb") as fh:
         head = fh.read(4096)
@@ -44,6 +59,8 @@ def _looks_ok(path: Path, suffix: str) -> str | None:
                 head = gz.read(4096)
         except (OSError, EOFError) as exc:
             return f"unreadable gzip ({exc})"
+        if expanded_size(path, max_expanded) > max_expanded:
+            return f"expands to more than {max_expanded / 2**20:g} MB (the limit for uploads)"
     if b"\x00" in head and detect_encoding(head).ascii_compatible:  # UTF-16/32 text has zero bytes
         return "binary content, expected text"
     return None
@@ -58,7 +75,8 @@ class Staged:
     refused: list[str] = field(default_factory=list)
 
 
-def stage(uploads: list[str], directory: Path, max_bytes: int = MAX_UPLOAD_BYTES) -> Staged:
+def stage(uploads: list[str], directory: Path, max_bytes: int = MAX_UPLOAD_BYTES,
+          max_expanded: int = MAX_EXPANDED_BYTES) -> Staged:
     """Check each upload and copy the good ones to `directory/NNN/<shown name>`.
 
     The uploaded name is kept (a file's bare ids are namespaced by its name, e.g. `my papers:1`), inside a
@@ -80,7 +98,7 @@ def stage(uploads: list[str], directory: Path, max_bytes: int = MAX_UPLOAD_BYTES
         if size > max_bytes:
             out.refused.append(f"{shown}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit")
             continue
-        why = _looks_ok(path, suffix)
+        why = _looks_ok(path, suffix, max_expanded)
         if why:
             out.refused.append(f"{shown}: {why}")
             continue
