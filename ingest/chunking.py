@@ -7,21 +7,27 @@ import os
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-
-from llama_index.core.schema import TextNode
+from typing import TYPE_CHECKING
 
 from ingest.dedup import dedup_metadata
 from ingest.records import Paper
 from ingest.sentences import split_sentences
+
+if TYPE_CHECKING:
+    from llama_index.core.schema import TextNode
 
 EMBED_WINDOW = 256  # MiniLM's wordpiece window; longer input is silently truncated
 CHUNK_TOKENS = 240  # tiktoken budget per chunk (title excluded)
 
 
 def _tiktoken_cache() -> str:
-    import llama_index.core
+    """The BPE files shipped inside llama-index-core, found without importing it (that costs seconds)."""
+    import importlib.util
 
-    return str(Path(llama_index.core.__file__).parent / "_static" / "tiktoken_cache")
+    spec = importlib.util.find_spec("llama_index.core")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("llama-index-core is not installed (its tiktoken cache is needed)")
+    return str(Path(list(spec.submodule_search_locations)[0]) / "_static" / "tiktoken_cache")
 
 
 @lru_cache(maxsize=1)
@@ -107,6 +113,8 @@ def chunk_paper(
 
 
 def _node(paper: Paper, i: int, n: int, chunk: str) -> TextNode:
+    from llama_index.core.schema import TextNode
+
     meta: dict[str, object] = {
         "paper_id": paper.paper_id,
         "title": paper.title,
