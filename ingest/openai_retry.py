@@ -1,10 +1,12 @@
 """The one retry policy for OpenAI-protocol calls (embeddings, LLM answers, the judge): the openai client's own.
 
 The client retries connection errors, timeouts, 408/409/429/5xx with exponential backoff and honours a
-server's `Retry-After` (seconds, HTTP date or `retry-after-ms`). One thing is added, through a public
-httpx response hook: when the server asks for a longer wait than `max_wait`, the response is marked
-`x-should-retry: false` (a header the client obeys), so the caller fails at once and can fall back
-instead of hanging on a long wait.
+server's `Retry-After` (seconds, HTTP date or `retry-after-ms`). Two things can be added, both through the
+`x-should-retry: false` header the client obeys:
+- a Retry-After longer than `max_wait` is not waited for: the caller fails at once and can fall back;
+- `retry_timeouts=False`: a request that timed out is not sent again (an answer backend that hangs
+  for `timeout` seconds should fall back after one timeout, not after `retries + 1` of them). The
+  timeout becomes a 504 response marked `x-paperchat-timeout`.
 """
 
 from __future__ import annotations
@@ -45,10 +47,33 @@ def capped_retry_hook(max_wait: float) -> Any:
     return hook
 
 
+TIMEOUT_HEADER = "x-paperchat-timeout"
+
+
+class _TimeoutIsFinal(httpx.BaseTransport):
+    """Turns a request timeout into a 504 the client does not retry."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return self.inner.handle_request(request)
+        except httpx.TimeoutException:
+            return httpx.Response(504, headers={"x-should-retry": "false", TIMEOUT_HEADER: "1"},
+                                  content=b'{"error": {"message": "timed out"}}', request=request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 def openai_client(base_url: str | None, api_key: str, timeout: float | httpx.Timeout, retries: int,
-                  max_wait: float = 10.0) -> Any:
+                  max_wait: float = 10.0, retry_timeouts: bool = True) -> Any:
     """An `openai.OpenAI` whose built-in retries are the whole retry policy (see the module docstring)."""
     import openai
 
-    http = httpx.Client(timeout=timeout, event_hooks={"response": [capped_retry_hook(max_wait)]})
+    transport: httpx.BaseTransport = httpx.HTTPTransport()
+    if not retry_timeouts:
+        transport = _TimeoutIsFinal(transport)
+    http = httpx.Client(timeout=timeout, transport=transport, event_hooks={"response": [capped_retry_hook(max_wait)]})
     return openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=retries, http_client=http)

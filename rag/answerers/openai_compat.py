@@ -1,25 +1,27 @@
 """Answers from any OpenAI-protocol server: the OpenAI API, vLLM, Ollama, LM Studio, llama.cpp server.
 
-Failures are retried a bounded number of times with exponential backoff (honouring `Retry-After`, capped),
-then raised as `AnswererError`, on which the engine falls back to the extractive answer with a notice.
+Retries are the openai client's own (ingest/openai_retry.py: `llm_retries` attempts more with exponential
+backoff, `Retry-After` honoured; a Retry-After over `max_wait` and a timeout are not retried, so the answer
+falls back at once). The only retry written here is for a stream cut before its first token. Failures are
+raised as `AnswererError`, on which the engine falls back to the extractive answer with a notice.
 Error messages are written by this module, never copied from the server or the client library, and any
 occurrence of the API key is masked, so the key cannot reach a log line, an exception or a notice.
 """
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import random
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import openai
 
+from ingest.openai_retry import TIMEOUT_HEADER, openai_client, retry_after_seconds
 from rag import backend_config, prompts
 from rag.answerers.base import AnswererError
 from rag.settings import Settings
@@ -43,28 +45,11 @@ def safe_url(url: str | None) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
-def retry_after_seconds(headers: Any) -> float | None:
-    """Seconds the server asked us to wait (`retry-after-ms`, `retry-after` as seconds or HTTP date)."""
-    if headers is None:
-        return None
-    try:
-        ms = headers.get("retry-after-ms")
-        if ms is not None:
-            return max(0.0, float(ms) / 1000)
-        ra = headers.get("retry-after")
-        if ra is None:
-            return None
-        try:
-            return max(0.0, float(ra))
-        except ValueError:
-            when = email.utils.parsedate_to_datetime(ra)
-            return max(0.0, when.timestamp() - time.time())
-    except (TypeError, ValueError, OverflowError):
-        return None
+__all__ = ["OpenAIAnswerer", "retry_after_seconds", "safe_url"]
 
 
 class _Retryable(Exception):
-    """A failure worth another attempt; `message` is safe to show, `wait` is the server's Retry-After."""
+    """A stream cut before its first token: worth another attempt; `message` is safe to show."""
 
     def __init__(self, message: str, wait: float | None = None) -> None:
         super().__init__(message)
@@ -87,8 +72,8 @@ class OpenAIAnswerer:
         'Grokking is delayed generalization [1].'
     """
 
-    backoff_base = 0.5  # seconds before the first retry; doubles each time, with jitter
-    max_wait = 10.0  # cap on any single wait, including a server's Retry-After
+    backoff_base = 0.5  # seconds before re-asking after a stream cut before its first token; doubles, with jitter
+    max_wait = 10.0  # a server's Retry-After above this is not waited for: fall back at once
 
     def __init__(self, settings: Settings, base_url: str | None = None, name: str = "openai",
                  model: str | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
@@ -115,9 +100,9 @@ class OpenAIAnswerer:
                 raise AnswererError("no API key: set PAPERCHAT_LLM_API_KEY or OPENAI_API_KEY, "
                                     "or PAPERCHAT_LLM_BASE_URL for a local server")
             t = self.settings.llm_timeout
-            self._client_obj = openai.OpenAI(
-                base_url=url, api_key=key or NO_KEY, max_retries=0,  # retries are ours (capped Retry-After)
-                timeout=httpx.Timeout(t, connect=min(t, 10.0)))
+            self._client_obj = openai_client(url, key or NO_KEY, httpx.Timeout(t, connect=min(t, 10.0)),
+                                             retries=self.settings.llm_retries, max_wait=self.max_wait,
+                                             retry_timeouts=False)
         return self._client_obj
 
     def _resolve_model(self, client: openai.OpenAI) -> str:
@@ -143,6 +128,9 @@ class OpenAIAnswerer:
         where = safe_url(self.base_url())
         if isinstance(exc, (openai.APITimeoutError, httpx.TimeoutException)):
             return f"no response from {where} within {self.settings.llm_timeout:g} s", False, None
+        if isinstance(exc, openai.APIStatusError) and exc.response is not None \
+                and exc.response.headers.get(TIMEOUT_HEADER):
+            return f"no response from {where} within {self.settings.llm_timeout:g} s", False, None
         if isinstance(exc, openai.APIStatusError):
             status = exc.status_code
             hint = {401: " (check the API key)", 403: " (access denied)", 404: " (check the model name and base URL)"}
@@ -159,7 +147,8 @@ class OpenAIAnswerer:
         return f"{type(exc).__name__} talking to {where}", False, None
 
     def _with_retries(self, attempt: Callable[[], Iterator[T]], what: str) -> Iterator[T]:
-        """Run `attempt`, retrying failures that happen before anything was produced."""
+        """Run `attempt`; the client has already retried the request itself. Only a stream cut before its
+        first token (`_Retryable`) is asked again here, up to `llm_retries` times."""
         retries = self.settings.llm_retries
         produced = False
         for i in range(retries + 1):
@@ -171,6 +160,9 @@ class OpenAIAnswerer:
             except AnswererError:
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure becomes a safe AnswererError
+                # raw httpx errors come from reading the stream (the client wraps its own request's errors)
+                cut = isinstance(exc, _Retryable) or (isinstance(exc, httpx.TransportError)
+                                                      and not isinstance(exc, httpx.TimeoutException))
                 if isinstance(exc, _Retryable):
                     msg, retryable, wait = exc.message, True, exc.wait
                 else:
@@ -179,13 +171,19 @@ class OpenAIAnswerer:
                 if produced:
                     log.warning("%s: %s after part of the answer; giving up", what, msg)
                     raise AnswererError(f"{msg}; the answer was cut off") from None
-                if not retryable or i == retries:
+                client_retried = isinstance(exc, (openai.APIStatusError, openai.APIConnectionError))
+                if not cut:  # the client's own retries are spent, or the failure is not worth another try
+                    retryable = retryable and client_retried
+                    capped = wait is not None and wait > self.max_wait
+                    tried = retries + 1 if retryable and not capped else 1
+                    if capped:
+                        msg += f" (asked to wait {wait:g} s; not waiting over {self.max_wait:g} s)"
+                    log.warning("%s failed: %s (%d attempts)", what, msg, tried)
+                    raise AnswererError(msg if tried == 1 else f"{msg} after {tried} attempts") from None
+                if i == retries:
                     log.warning("%s failed: %s (attempt %d of %d)", what, msg, i + 1, retries + 1)
                     raise AnswererError(msg if i == 0 else f"{msg} after {i + 1} attempts") from None
                 delay = self.backoff_base * (2 ** i) * (0.8 + 0.4 * random.random())
-                if wait is not None:
-                    delay = max(delay, wait)
-                delay = min(delay, self.max_wait)
                 log.warning("%s: %s; retrying in %.1f s (attempt %d of %d)", what, msg, delay, i + 1, retries + 1)
                 self._sleep(delay)
 
