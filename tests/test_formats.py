@@ -230,3 +230,14 @@ def test_no_reader_needs_the_network(network_guard: NetworkGuard) -> None:
     items = [it for name in SAMPLES for it in read_path(DATA / name)]
     assert sum(isinstance(it, Located) for it in items) == 21
     assert network_guard.outside() == [] and network_guard.attempts == []
+
+
+def test_record_estimates_for_the_progress_bar() -> None:
+    from ingest.readers import estimate_records
+
+    got = {n: estimate_records([DATA / n]) for n in ("zotero.bib", "mendeley.bib", "jabref.bib", "scopus.ris",
+                                                      "pubmed.nbib", "pubmed.xml", "zotero.csv")}
+    # jabref.bib counts its @Comment block too; zotero.csv counts the physical lines of a multi-line field
+    assert got == {"zotero.bib": 3, "mendeley.bib": 3, "jabref.bib": 3, "scopus.ris": 4, "pubmed.nbib": 4,
+                   "pubmed.xml": 3, "zotero.csv": 5}
+    assert estimate_records([DATA / "openalex_works.json"]) is None  # one JSON document: no cheap count

@@ -17,7 +17,7 @@ from ingest.readers.medline import looks_like_medline, read_medline
 from ingest.readers.pubmed_xml import looks_like_pubmed_xml, read_pubmed_xml
 from ingest.readers.ris import looks_like_ris, read_ris
 from ingest.readers.mapping import has_paper_columns
-from ingest.readers.textio import SAMPLE_BYTES, count_lines, detect_encoding, head_bytes
+from ingest.readers.textio import SAMPLE_BYTES, count_lines, count_marker, detect_encoding, head_bytes
 
 __all__ = ["Item", "Located", "Notice", "Rejection", "detect_format", "estimate_records", "read_path"]
 
@@ -158,12 +158,15 @@ def iter_files(path: Path) -> Iterator[Path | Rejection]:
     if not found:
         yield Rejection(str(path), None, "no files found in directory")
 
+MARKERS = {"bibtex": b"\n@", "ris": b"\nTY  - ", "medline": b"\nPMID- ", "pubmed_xml": b"<PubmedArticle>"}
+
 
 def estimate_records(paths: list[str | Path]) -> int | None:
-    """Records under paths, from line counts of JSONL and CSV files (for a progress bar's ETA).
+    """Records under paths, from line counts of JSONL and CSV files and record-start markers of BibTeX, RIS,
+    MEDLINE and PubMed XML (for a progress bar's ETA).
 
     None when any file is another format (one JSON document, a Daily Papers page), whose count would
-    take a full parse. CSV fields with line breaks make it an overestimate.
+    take a full parse. CSV fields with line breaks, BibTeX @comment/@string blocks make it an overestimate.
     """
     total = 0
     for path in paths:
@@ -176,6 +179,8 @@ def estimate_records(paths: list[str | Path]) -> int | None:
                     total += count_lines(f)
                 elif fmt == "csv":
                     total += max(count_lines(f) - 1, 0)
+                elif fmt in MARKERS:
+                    total += count_marker(f, MARKERS[fmt])
                 elif fmt is not None:
                     return None
             except OSError:
