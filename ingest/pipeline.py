@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from llama_index.core.schema import TextNode
 
@@ -16,7 +17,33 @@ from ingest.embeddings import LocalEmbedding
 from ingest.readers import Located, Notice, Rejection, estimate_records, read_path
 from ingest.store import ChunkStore
 
-BATCH_PAPERS = 256
+T = TypeVar("T")
+
+BATCH_PAPERS = 256  # papers read, deduplicated and planned together
+COMMIT_SECONDS = 5.0  # target seconds of chunk+embed work between commits: what an interrupt can lose
+
+
+class Pacer:
+    """How many papers to embed before the next commit, adapted so one commit takes about `target` seconds.
+
+    Starts small (the first papers are committed, and the progress bar moves, within seconds), then follows
+    the measured seconds per paper, between `lo` and `hi` papers."""
+
+    def __init__(self, target: float = COMMIT_SECONDS, first: int = 8, lo: int = 4, hi: int = BATCH_PAPERS) -> None:
+        self.target, self.lo, self.hi = target, lo, hi
+        self.size = max(lo, min(hi, first))
+
+    def slices(self, items: list[T]) -> Iterator[list[T]]:
+        i = 0
+        while i < len(items):
+            part = items[i:i + self.size]
+            i += len(part)
+            yield part
+
+    def record(self, papers: int, seconds: float) -> None:
+        if papers and seconds > 0:
+            per = seconds / papers
+            self.size = max(self.lo, min(self.hi, int(self.target / per)))
 
 
 @dataclass
@@ -125,11 +152,17 @@ def ingest_paths(
     progress: bool = True,
     on_progress: Callable[[int, int], None] | None = None,
     before_first_write: Callable[[], None] | None = None,
+    commit_seconds: float = COMMIT_SECONDS,
 ) -> IngestReport:
     """Write every paper under `paths` into the Chroma store; re-ingesting identical content writes nothing.
 
     `before_first_write` runs once, before Chroma is first changed (the Collection leaves its DIRTY
-    marker there). Keeping the lexical index in step is the caller's job (ingest.collection.Collection)."""
+    marker there). Keeping the lexical index in step is the caller's job (ingest.collection.Collection).
+
+    Embedded papers are committed every ~`commit_seconds` (whole papers, never part of one), so an
+    interrupted ingest keeps what it embedded, and the progress bar moves at that pace. On Ctrl-C the write
+    in flight is finished, the number of papers kept is printed and KeyboardInterrupt propagates (the
+    marker left behind makes the next open rebuild the lexical index from Chroma)."""
     import time
 
     from tqdm import tqdm
@@ -142,38 +175,63 @@ def ingest_paths(
     bar = tqdm(total=total, unit=" papers", disable=not progress, file=sys.stderr, desc="ingest",
                dynamic_ncols=True, smoothing=0.1)
     changed = False
-    # Chroma writes batch i while batch i+1 is read, chunked and embedded (the upsert is ~12% of ingest
-    # time at 2k papers). No measurable gain on 2 cores, which torch already fills (45.4 vs 47.5 s, within
-    # noise); it pays where cores are spare. At most one write is in flight; its errors surface here.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="paperchat-write") as writer:
-        pending: Future[None] | None = None
-        deduper = Deduper()
-        for read_batch in _batches(items, report):
-            batch, notes = deduper.check_batch(read_batch, store)  # one paper from several sources: kept once
-            report.duplicates += len(read_batch) - len(batch)
-            report.warnings.extend(notes)
-            todo = _plan(batch, store, report)
-            if todo:
-                if not changed:
+    pacer = Pacer(commit_seconds)
+    done = 0  # records handled (read and, when needed, embedded and handed to the writer)
+    committed = [0]  # papers whose writes finished
+
+    def advance(n: int) -> None:
+        nonlocal done
+        if n <= 0:
+            return
+        done += n
+        bar.update(n)
+        if on_progress:
+            on_progress(done, 0)
+
+    def write(nodes: list[TextNode], part: list[tuple[Located, list[str]]]) -> None:
+        _write(store, nodes, part)
+        committed[0] += len(part)
+
+    # Chroma writes one commit while the next is chunked and embedded (the upsert is ~12% of ingest time at
+    # 2k papers). At most one write is in flight; its errors surface here.
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="paperchat-write") as writer:
+            pending: Future[None] | None = None
+            deduper = Deduper()
+            for read_batch in _batches(items, report):
+                batch, notes = deduper.check_batch(read_batch, store)  # one paper from several sources: kept once
+                report.duplicates += len(read_batch) - len(batch)
+                report.warnings.extend(notes)
+                todo = _plan(batch, store, report)
+                handled = 0
+                if todo and not changed:
                     if before_first_write is not None:
                         before_first_write()
                     changed = True
-                nodes: list[TextNode] = []
-                for it, _ in todo:
-                    nodes.extend(chunk_paper(it.paper, window_tokens=embed.window_tokens))
-                vecs = embed.get_text_embedding_batch([embed_text(n.metadata["title"], n.text) for n in nodes])
-                for node, vec in zip(nodes, vecs):
-                    node.embedding = vec
-                if pending is not None:
-                    pending.result()
-                pending = writer.submit(_write, store, nodes, todo)
-                report.chunks_written += len(nodes)
-            release_free_memory()
-            bar.update(len(read_batch))
-            if on_progress:
-                on_progress(report.records, 0)
-        if pending is not None:
-            pending.result()
+                for part in pacer.slices(todo):
+                    t1 = time.perf_counter()
+                    nodes: list[TextNode] = []
+                    for it, _ in part:
+                        nodes.extend(chunk_paper(it.paper, window_tokens=embed.window_tokens))
+                    vecs = embed.get_text_embedding_batch([embed_text(n.metadata["title"], n.text) for n in nodes])
+                    for node, vec in zip(nodes, vecs):
+                        node.embedding = vec
+                    if pending is not None:
+                        pending.result()
+                    pending = writer.submit(write, nodes, part)
+                    report.chunks_written += len(nodes)
+                    pacer.record(len(part), time.perf_counter() - t1)
+                    handled += len(part)
+                    advance(len(part))
+                release_free_memory()
+                advance(len(read_batch) - handled)  # unchanged and duplicate records of the batch
+            if pending is not None:
+                pending.result()
+    except KeyboardInterrupt:
+        bar.close()
+        print(f"\ningest interrupted: {committed[0]} new or updated papers were committed and are kept "
+              "(run the same command again to finish)", file=sys.stderr, flush=True)
+        raise
     bar.close()
     if changed and hasattr(embed, "ensure_query_model"):
         embed.ensure_query_model()  # after the embedding work, so the export never competes with it

@@ -57,9 +57,6 @@ class ChatSession:
     def ask_stream(self, question: str) -> Iterator[str | Answer]:
         """Stream a turn: text deltas, then the final Answer (whose .question is the user's wording)."""
         sq = self.standalone(question)
-        limit = getattr(getattr(self.engine, "settings", None), "max_question_chars", None)
-        if limit and len(sq) > limit >= len(question):
-            sq = question  # a rewrite may not push a question over the limit
         for ev in self.engine.ask_stream(sq, self.k, self.filters):
             if isinstance(ev, Answer):
                 ev.question = question

@@ -155,7 +155,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
             if line.strip():
                 try:
                     out = pc.ask(line, args.k, filters).to_dict()
-                except ValueError as exc:  # e.g. a line over max_question_chars: reported, the rest still asked
+                except ValueError as exc:  # a bad question is reported on its line; the rest are still asked
                     out = {"question": line[:200], "error": str(exc)}
                 print(json.dumps(out, ensure_ascii=False), flush=True)
         return 0

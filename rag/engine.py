@@ -230,8 +230,6 @@ class Paperchat:
         question = (question or "").strip()
         if not question:
             raise ValueError("question is empty")
-        if len(question) > self.settings.max_question_chars:
-            raise ValueError(f"question is {len(question)} characters (limit {self.settings.max_question_chars})")
         b = self._bundle  # one consistent bundle for the whole answer, even if the LLM is switched meanwhile
         t0 = time.perf_counter()
         if self.collection.count_papers() == 0:
@@ -239,7 +237,7 @@ class Paperchat:
             yield text
             yield make_answer(question, text, True, b.settings.llm, [], [], t0, time.perf_counter(), text)
             return
-        sources = self.retrieve(question[:2000], k, filters)
+        sources = self.retrieve(question[:self.settings.max_question_chars], k, filters)
         t1 = time.perf_counter()
         yield from answer_stream(question, sources, self.answerer(), self.extractive(), b.settings, t0, t1)
 

@@ -29,7 +29,7 @@ class Settings(BaseSettings):
         "auto", description="Local model precision for ingest (auto: bf16 where the CPU has native bf16, e.g. "
         "AVX512-BF16/AMX, else int8 through onnxruntime).")
 
-    max_question_chars: int = Field(2000, ge=100, description="Longest question accepted (API, UI, CLI).")
+    max_question_chars: int = Field(2000, ge=100, description="Longest question the UI and its /chat API accept (the Python API retrieves with this prefix).")
     max_turns: int = Field(50, ge=1, description="Turns a chat session keeps in memory.")
     top_k: int = Field(5, ge=1, le=100, description="Papers passed to the answerer.")
     candidates: int = Field(100, ge=10, le=1000, description="Candidates each retriever returns before fusion.")
