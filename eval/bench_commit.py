@@ -36,16 +36,15 @@ def corpus(n: int) -> list[dict[str, object]]:
 
 
 def run(path: Path, work: Path, embed_model: object, commit_seconds: float) -> dict[str, float]:
+    from ingest.collection import Collection
     from ingest.embeddings import EmbeddingCache
-    from rag.engine import Paperchat
     from ingest.pipeline import ingest_paths
 
-    pc = Paperchat(home=work / "home", cache_dir=work / "cache")
-    embed_model._cache = EmbeddingCache(work / "cache" / "embeddings.sqlite", embed_model.model_name)  # type: ignore[attr-defined]
-    pc._embed = embed_model
+    embed_model._cache = EmbeddingCache(work / "cache.sqlite", embed_model.model_name)  # type: ignore[attr-defined]
+    col = Collection(work / "home", embed=embed_model)
     stamps: list[float] = []
     t0 = time.perf_counter()
-    report = ingest_paths([path], pc.store, pc.lexical, pc.embed, progress=False,
+    report = ingest_paths([path], col.store, col.embed, progress=False,
                           on_progress=lambda n, _: stamps.append(time.perf_counter()), commit_seconds=commit_seconds)
     total = time.perf_counter() - t0
     gaps = [b - a for a, b in zip([t0, *stamps], stamps)]

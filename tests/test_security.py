@@ -253,7 +253,9 @@ def test_bracketed_numbers_in_sources_are_neutralised() -> None:
     assert [c.paper_id for c in finalize(neutralise(src.text) + " [1]", two).citations] == ["p:1"]
 
 
-def test_extractive_answer_quoting_a_bracketed_number_cites_only_its_own_source(sample_engine: Any) -> None:
+def test_extractive_answer_quoting_a_bracketed_number_cites_only_its_own_source(cache_dir: Any) -> None:
+    from tests.shared_model import embedding_model
+
     from rag.answerers.extractive import ExtractiveAnswerer
     from rag.citations import MARKER, expand
     from rag.types import Source
@@ -262,7 +264,7 @@ def test_extractive_answer_quoting_a_bracketed_number_cites_only_its_own_source(
                    "Grokking is delayed generalization in deep networks, as established by [2] and [3]."),
             Source(2, "p:2", "Pointer Networks", 0.95, "Pointer networks use attention to point at input positions."),
             Source(3, "p:3", "Other", 0.9, "Something else about deep networks and generalization entirely.")]
-    text = "".join(ExtractiveAnswerer(sample_engine.embed).stream("What is grokking?", srcs))
+    text = "".join(ExtractiveAnswerer(embedding_model(cache_dir)).stream("What is grokking?", srcs))
     sent = next(s for s in text.split(". ") if "delayed generalization" in s)
     assert [n for m in MARKER.finditer(sent) for n in expand(m.group(1))] == [1], text
 
