@@ -223,7 +223,7 @@ def aggregate(rows: Sequence[Mapping[str, object]], names: Sequence[str] = ROW_M
     """
     out: dict[str, object] = {"n": len(rows)}
     for name in names:
-        vals = [r["metrics"].get(name) for r in rows if isinstance(r.get("metrics"), Mapping)]  # type: ignore[union-attr]
+        vals = [r["metrics"].get(name) for r in rows if isinstance(r.get("metrics"), Mapping)]  # type: ignore[union-attr, attr-defined]
         defined = [v for v in vals if v is not None]
         if defined:
             out[name] = _r(mean(defined))

@@ -240,7 +240,7 @@ class SqliteBm25:
         self._dl[dead] = 0
         seq = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'docs'").fetchone()
         first = (int(seq[0]) if seq else 0) + 1
-        rows, cats, lengths, years = [], [], [], []
+        rows, cats, lengths, years = [], [], [], []  # type: ignore[var-annotated]
         vocab: dict[str, int] = {}
         tok_ids: list[int] = []
         for doc, d in enumerate(docs, start=first):
@@ -315,7 +315,7 @@ class SqliteBm25:
         old_tids = sorted({tids[t] for t in terms} - {tids[t] for t in missing})
         blocks: dict[int, list[tuple[int, int]]] = {}
         for i in range(0, len(old_tids), 500):
-            part = old_tids[i:i + 500]
+            part = old_tids[i:i + 500]  # type: ignore[assignment]
             for tid, blk, n in db.execute(f"SELECT tid, blk, n FROM postings WHERE tid IN ({','.join('?' * len(part))}) "
                                           "ORDER BY tid, blk", part):
                 blocks.setdefault(tid, []).append((blk, n))
@@ -334,7 +334,7 @@ class SqliteBm25:
         pairs = [(tid, b) for tid, _, merge, _, _ in plans for b in merge]
         old: dict[tuple[int, int], tuple[bytes, bytes]] = {}
         for i in range(0, len(pairs), 400):
-            part = pairs[i:i + 400]
+            part = pairs[i:i + 400]  # type: ignore[assignment]
             values = ",".join("(?,?)" for _ in part)
             flat = [x for pair in part for x in pair]
             for tid, blk, d, f in db.execute(f"SELECT tid, blk, docs, tfs FROM postings WHERE (tid, blk) IN "

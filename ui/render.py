@@ -321,8 +321,8 @@ def report_markdown(report: dict[str, object], names: dict[str, str]) -> str:
             s = s.replace(path, name)
         return s
 
-    rejected = [shown(str(r)) for r in report.get("rejected", [])]  # type: ignore[union-attr]
-    warnings = [shown(str(w)) for w in report.get("warnings", [])]  # type: ignore[union-attr]
+    rejected = [shown(str(r)) for r in report.get("rejected", [])]  # type: ignore[union-attr, attr-defined]
+    warnings = [shown(str(w)) for w in report.get("warnings", [])]  # type: ignore[union-attr, attr-defined]
     lines = [f"**added {report.get('added', 0)}** · updated {report.get('updated', 0)} · "
              f"unchanged {report.get('unchanged', 0)} · duplicates {report.get('duplicates', 0)} · "
              f"rejected {len(rejected)} · " + (f"warnings {len(warnings)} · " if warnings else "")

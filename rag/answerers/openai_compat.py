@@ -15,7 +15,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -204,7 +204,7 @@ class OpenAIAnswerer:
         def attempt() -> Iterator[str]:
             client = self._client()
             resp = client.chat.completions.create(
-                model=self._resolve_model(client), messages=msgs, stream=True,  # type: ignore[arg-type]
+                model=self._resolve_model(client), messages=cast(Any, msgs), stream=True,
                 temperature=self.settings.llm_temperature, max_tokens=self.settings.llm_max_tokens)
             finished = False
             with resp:
@@ -228,7 +228,7 @@ class OpenAIAnswerer:
         def attempt() -> Iterator[str]:
             client = self._client()
             resp = client.chat.completions.create(
-                model=self._resolve_model(client), messages=messages, stream=False,  # type: ignore[arg-type]
+                model=self._resolve_model(client), messages=cast(Any, messages), stream=False,
                 temperature=0.0, max_tokens=max_tokens)
             if not resp.choices:
                 raise _Retryable(f"malformed response from {safe_url(self.base_url())}")
