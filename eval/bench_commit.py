@@ -22,7 +22,7 @@ def corpus(n: int) -> list[dict[str, object]]:
     """n distinct arXiv-style records (every text new to the cache); a quarter long enough for two chunks."""
     topics = ["sparse attention", "graph networks", "speech recognition", "protein folding", "code generation",
               "reinforcement learning", "segmentation", "translation", "forecasting", "federated learning"]
-    out = []
+    out: list[dict[str, object]] = []
     for i in range(n):
         t = topics[i % len(topics)]
         sents = [f"We study {t} in setting {i} and report results on benchmark {i * 7 % 113}.",
