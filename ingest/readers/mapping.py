@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 
 from ingest.readers.base import source_prefix
@@ -22,8 +23,12 @@ KNOWN_ID_KEYS = {"doi": "doi", "pmid": "pmid", "pubmed_id": "pmid", "pubmed": "p
                  "arxiv": "arxiv", "eprint": "arxiv", "openalex_id": "openalex", "openalex": "openalex"}
 
 
-def _first(rec: Mapping[str, object], keys: tuple[str, ...]) -> object:
-    lowered = {str(k).strip().lower(): v for k, v in rec.items()}
+def _lowered(rec: Mapping[str, object]) -> dict[str, object]:
+    return {str(k).strip().lower(): v for k, v in rec.items()}
+
+
+def _first(rec: Mapping[str, object], keys: tuple[str, ...], lowered: dict[str, object] | None = None) -> object:
+    lowered = _lowered(rec) if lowered is None else lowered
     for key in keys:
         value = lowered.get(key)
         if value not in (None, "", []):
@@ -49,29 +54,33 @@ def paper_from_record(rec: object, source: str) -> Paper:
         return paper_from_openalex(rec, source)
     if is_semantic_scholar(rec):
         return paper_from_semantic_scholar(rec, source)
-    title, abstract = _first(rec, TITLE_KEYS), _first(rec, ABSTRACT_KEYS)
-    if title is None and abstract is None and not ({str(k).strip().lower() for k in rec}
-                                                   & set(TITLE_KEYS + ABSTRACT_KEYS)):
+    low = _lowered(rec)  # once per record (it was once per field)
+    title, abstract = _first(rec, TITLE_KEYS, low), _first(rec, ABSTRACT_KEYS, low)
+    if title is None and abstract is None and not (set(low) & set(TITLE_KEYS + ABSTRACT_KEYS)):
         keys = ", ".join(str(k) for k in list(rec)[:8]) or "none"
         raise ValueError(f"no title or abstract field (keys: {keys})")
-    date = _first(rec, DATE_KEYS)
-    lowered = {str(k).strip().lower(): v for k, v in rec.items()}
-    ids = {kind: lowered[key] for key, kind in KNOWN_ID_KEYS.items() if lowered.get(key) not in (None, "")}
-    authors = _first(rec, AUTHOR_KEYS)
-    if "abstract note" in lowered and isinstance(authors, str):  # Zotero's CSV: "Last, First; Last, First"
+    date = _first(rec, DATE_KEYS, low)
+    ids = {kind: low[key] for key, kind in KNOWN_ID_KEYS.items() if low.get(key) not in (None, "")}
+    authors = _first(rec, AUTHOR_KEYS, low)
+    if "abstract note" in low and isinstance(authors, str):  # Zotero's CSV: "Last, First; Last, First"
         authors = [person(a) for a in authors.split(";") if a.strip()]
     return make_paper(
         ids=ids,
-        id_prefix="" if schema_of(rec) == "beir" else source_prefix(Path(source)),  # BEIR qrels name bare ids
+        id_prefix="" if "_id" in low and "text" in low else _prefix(source),  # BEIR (qrels name its bare ids)
         title=title,
         abstract=abstract,
-        raw_id=_first(rec, ID_KEYS),
+        raw_id=_first(rec, ID_KEYS, low),
         authors=authors,
-        url=_first(rec, URL_KEYS),
+        url=_first(rec, URL_KEYS, low),
         date=str(date) if isinstance(date, int) else date,
-        categories=_first(rec, CATEGORY_KEYS),
+        categories=_first(rec, CATEGORY_KEYS, low),
         source=source,
     )
+
+
+@lru_cache(maxsize=64)
+def _prefix(source: str) -> str:
+    return source_prefix(Path(source))
 
 
 def has_paper_columns(columns: list[str]) -> bool:

@@ -12,8 +12,8 @@ _EXTERNAL = {"doi": "doi", "arxiv": "arxiv", "pubmed": "pmid"}
 
 def is_semantic_scholar(rec: Mapping[str, object]) -> bool:
     """True for a Semantic Scholar paper record (API: paperId/externalIds; Datasets: corpusid/externalids)."""
-    keys = {str(k).lower() for k in rec}
-    return "paperid" in keys or "externalids" in keys or ("corpusid" in keys and "abstract" in keys)
+    return ("paperId" in rec or "externalIds" in rec or "externalids" in rec or "paperid" in rec
+            or ("corpusid" in rec and "abstract" in rec))
 
 
 def paper_from_semantic_scholar(rec: Mapping[str, object], source: str) -> Paper:
