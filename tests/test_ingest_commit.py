@@ -17,9 +17,15 @@ import pytest
 
 from ingest.pipeline import Pacer, ingest_paths
 from tests.conftest import ROOT
-from tests.test_durability import assert_exact, corpus, embed, engine, write_jsonl  # noqa: F401 - fixture
+from tests.shared_model import embedding_model
+from tests.test_durability import assert_exact, corpus, engine, write_jsonl
 
 N = 48
+
+
+@pytest.fixture(scope="module")
+def embed(cache_dir: Path) -> Any:
+    return embedding_model(cache_dir)
 
 
 def test_pacer_follows_the_measured_rate() -> None:
