@@ -28,7 +28,7 @@ from typing import Any
 
 from ingest.filters import Filters
 from ingest.lexical import Bm25Index, LexDoc, LexicalIndex
-from ingest.store import ChunkStore, StoredPaper, assemble_papers, fingerprint, make_client
+from ingest.store import ChunkStore, StoredPaper, assemble_papers, fingerprint, fingerprint_update, make_client
 
 __all__ = ["Collection", "EmbedSpec", "Filters", "Health", "StoredPaper"]
 
@@ -361,11 +361,17 @@ class Collection:
         t0 = time.perf_counter()
         with self._writer:
             store = self.store
-            stale = self.marker.read() is not None  # we hold the lock: any marker left is a dead writer's
+            base = self._consistent_base(store)  # None: rebuild after the ingest
             report = ingest_paths(paths, store, self.embed, progress=progress, on_progress=on_progress,
                                   before_first_write=self.marker.write)
             changed = report.added + report.updated > 0
-            if changed or stale or self._lex_disagrees(store):
+            if base is not None and base.incremental and "mixed" not in {c[1] for c in report.changes}:
+                if changed:
+                    fp = fingerprint_update(base.fingerprint(), [(p, h) for p, h, _ in report.changes if h],
+                                            [(p, h) for p, _, h in report.changes])
+                    docs = lexical_docs(store.papers([p for p, _, _ in report.changes]).values())
+                    self._publish(store, base.add(docs, fp, store.count()))
+            elif changed or base is None:
                 self._repair_locked(store)
             report.chunks_total = store.count()
             report.papers_total = self.lexical.count()
@@ -376,9 +382,15 @@ class Collection:
         """Remove papers (all their chunks); returns the number of chunks removed."""
         with self._writer:
             store = self.store
+            base = self._consistent_base(store)
+            gone = store.hashes_of(list(paper_ids))
             self.marker.write()
             n = store.delete_papers(list(paper_ids))
-            self._repair_locked(store)
+            if base is not None and base.incremental and "mixed" not in {h for h, _ in gone.values()}:
+                fp = fingerprint_update(base.fingerprint(), [(p, h) for p, (h, _) in gone.items()], [])
+                self._publish(store, base.delete(list(gone), fp, store.count()))
+            else:
+                self._repair_locked(store)
             return n
 
     def repair(self) -> Health:
@@ -387,9 +399,20 @@ class Collection:
             self._repair_locked(self.store)
         return self.health()
 
-    def _lex_disagrees(self, store: ChunkStore) -> bool:
+    def _consistent_base(self, store: ChunkStore) -> LexicalIndex | None:
+        """Writer only: the published lexical index when it matches Chroma (no marker, same fingerprint)."""
+        if self.marker.read() is not None:  # we hold the lock: a marker left is a dead writer's
+            return None
         disk = self._open_disk()
-        return disk is None or disk.fingerprint() != store.stored_fingerprint()
+        return disk if disk is not None and disk.fingerprint() == store.stored_fingerprint() else None
+
+    def _publish(self, store: ChunkStore, new: LexicalIndex) -> LexicalIndex:
+        """Writer only: record the new index's fingerprint in Chroma, swap it in, clear the marker."""
+        store.record_fingerprint(new.fingerprint())
+        self._lex = new  # the swap: readers pick up the new snapshot by reference
+        self._checked = time.monotonic()
+        self.marker.clear()
+        return new
 
     def _repair_locked(self, store: ChunkStore) -> LexicalIndex:
         """Writer only: rebuild the lexical index from every stored paper, record the fingerprint, publish."""
@@ -397,12 +420,7 @@ class Collection:
         fp = fingerprint((p.paper_id, p.content_hash) for p in papers.values())
         n_chunks = store.count()
         base = self._lex or self._engine.empty(self.lexical_dir)
-        new = base.rebuild(lexical_docs(papers.values()), fp, n_chunks)
-        store.record_fingerprint(fp)
-        self._lex = new  # the swap: readers pick up the new snapshot by reference
-        self._checked = time.monotonic()
-        self.marker.clear()
-        return new
+        return self._publish(store, base.rebuild(lexical_docs(papers.values()), fp, n_chunks))
 
     # --- doctor ------------------------------------------------------------------
     def health(self) -> Health:

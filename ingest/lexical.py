@@ -43,8 +43,10 @@ class LexicalIndex(Protocol):
 
     Read side (called concurrently, no lock): search, count, paper_ids, fingerprint, n_chunks.
     Write side (called only by the Collection's single writer): each returns a NEW index, persisted, and
-    leaves `self` untouched, so readers holding it are unaffected. `incremental` False means add/delete
-    are not supported and the Collection calls `rebuild` with every paper instead.
+    leaves `self` untouched, so readers holding it are unaffected. `add` adds or replaces (same paper_id)
+    the given papers; `delete` removes papers by id. `incremental` False means add/delete are not supported
+    and the Collection calls `rebuild` with every paper instead. Engines also provide the classmethods
+    `open(directory)` (raising OSError/ValueError/KeyError when missing or damaged) and `empty(directory)`.
     """
 
     incremental: bool

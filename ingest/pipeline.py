@@ -60,6 +60,9 @@ class IngestReport:
     papers_total: int = 0
     chunks_total: int = 0
     seconds: float = 0.0
+    # (paper_id, stored content hash or None when new, new content hash) of every paper written; lets an
+    # incremental lexical index and the fingerprint follow the ingest without re-reading the collection
+    changes: list[tuple[str, str | None, str]] = field(default_factory=list, repr=False)
 
     @property
     def records(self) -> int:
@@ -130,11 +133,13 @@ def _plan(batch: list[Located], store: ChunkStore, report: IngestReport) -> list
         if old is None:
             report.added += 1
             todo.append((it, []))
+            report.changes.append((it.paper.paper_id, None, it.paper.content_hash))
         elif old[0] == it.paper.content_hash:
             report.unchanged += 1
         else:
             report.updated += 1
             todo.append((it, old[1]))
+            report.changes.append((it.paper.paper_id, old[0], it.paper.content_hash))
     return todo
 
 

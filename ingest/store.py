@@ -208,5 +208,16 @@ def fingerprint(pairs: Iterable[tuple[str, str]]) -> str:
     return f"{n}-{total % (1 << 128):032x}"
 
 
+def fingerprint_update(fp: str, removed: Iterable[tuple[str, str]], added: Iterable[tuple[str, str]]) -> str:
+    """`fp` with some papers' terms taken out and others put in (an incremental index's bookkeeping)."""
+    n_text, _, total_hex = fp.partition("-")
+    n, total = int(n_text), int(total_hex, 16)
+    for pid, h in removed:
+        n, total = n - 1, total - fingerprint_term(pid, h)
+    for pid, h in added:
+        n, total = n + 1, total + fingerprint_term(pid, h)
+    return f"{n}-{total % (1 << 128):032x}"
+
+
 def fingerprint_term(paper_id: str, content_hash: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{paper_id}\0{content_hash}".encode()).digest()[:16], "big")
