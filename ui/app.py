@@ -23,6 +23,7 @@ from rag.chat import ChatSession  # noqa: E402
 from rag.types import Answer  # noqa: E402
 from ui import render, uploads  # noqa: E402
 from ui.auth import AUTH_ENV, AuthError, admin_users, checker, is_loopback, resolve_auth  # noqa: E402
+from rag.answerers.openai_compat import safe_url  # noqa: E402
 from ui.guard import RequestGuard, allowed_hosts  # noqa: E402
 
 log = logging.getLogger("paperchat.ui")
@@ -354,6 +355,8 @@ def build_app(engine: Any, access: SettingsAccess | None = None) -> gr.Blocks:
                 table = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, wrap=True, elem_id="pc-table",
                                      max_height=560)
             with gr.Tab("Settings", id="settings"):
+                # read-only: the URL without user:password@ or query (admins editing see and keep the full URL)
+                shown_url = (s.llm_base_url or "") if access.allow else (safe_url(s.llm_base_url) if s.llm_base_url else "")
                 if access.allow:
                     gr.Markdown("Answer backend for everyone using this server" + (" (admins only)" if access.auth
                                 else "") + ". A failing LLM never stops the app: answers fall back to the "
@@ -366,13 +369,13 @@ def build_app(engine: Any, access: SettingsAccess | None = None) -> gr.Blocks:
                     backend = gr.Radio(["extractive", "openai", "gguf"], value=s.llm, label="Backend",
                                        interactive=access.allow)
                     timeout = gr.Number(value=s.llm_timeout, label="Timeout (s)", minimum=1, interactive=access.allow)
-                base_url = gr.Textbox(value=s.llm_base_url or "", label="Base URL (OpenAI-compatible server)",
+                base_url = gr.Textbox(value=shown_url, label="Base URL (OpenAI-compatible server)",
                                       elem_id="pc-base-url", interactive=access.allow,
                                       placeholder="http://127.0.0.1:8080/v1")
                 model = gr.Textbox(value=s.llm_model, label="Model", interactive=access.allow)
                 api_key = gr.Textbox(value="", type="password", label="API key (sent only to this base URL)",
                                      elem_id="pc-api-key", interactive=access.allow,
-                                     placeholder="(set)" if s.llm_api_key else "(none)")
+                                     placeholder=("(set)" if s.llm_api_key else "(none)") if access.allow else "")
                 gguf = gr.Textbox(value=s.llm_gguf.name if s.llm_gguf else "", label="GGUF model file (gguf backend)",
                                   elem_id="pc-gguf", interactive=access.allow)
                 with gr.Row():
