@@ -392,3 +392,17 @@ def test_uploads_are_deleted_after_ingest(tmp_path: Any, monkeypatch: pytest.Mon
     discard_uploads([str(up), str(outside)])
     assert not up.exists() and not up.parent.exists() and (tmp_path / "gradio").exists()
     assert outside.exists()  # only Gradio's upload cache is touched
+
+
+def test_login_limiter_forgets_stale_clients(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ui import guard
+
+    monkeypatch.setattr(guard, "MAX_CLIENTS", 10)
+    now = [0.0]
+    lim = guard.LoginLimiter(clock=lambda: now[0])
+    for i in range(10):
+        lim.failed(f"10.0.0.{i}")
+    now[0] = 120
+    lim.failed("10.0.1.1")
+    lim.failed("10.0.1.2")
+    assert len(lim._failures) <= 2

@@ -20,6 +20,7 @@ LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 LOGIN_PATHS = frozenset({"/login", "/login/"})
 MAX_LOGIN_FAILURES = 5  # per client per window
 LOGIN_WINDOW_S = 60.0
+MAX_CLIENTS = 10_000  # clients tracked before stale entries are pruned
 
 
 def allowed_hosts(bind: str) -> frozenset[str] | None:
@@ -74,6 +75,9 @@ class LoginLimiter:
     def failed(self, client: str) -> None:
         with self._lock:
             self._recent(client).append(self.clock())
+            if len(self._failures) > MAX_CLIENTS:  # many addresses: forget the ones whose window has passed
+                for c in [c for c, q in self._failures.items() if not self._recent(c)]:
+                    del self._failures[c]
 
 
 async def _respond(send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
