@@ -25,6 +25,7 @@ from typing import Any
 from eval import qa_metrics as M
 from eval.datasets_loaders import KINDS, QADataset, load_dataset, resolve_gold_titles
 from rag.settings import Settings
+from rag.verify import SUPPORT_THRESHOLD
 
 RANK_DEPTH = 10  # papers retrieved for the ranking metrics (hit@10, MRR@10)
 THRESHOLDS = tuple(round(0.20 + 0.025 * i, 3) for i in range(17))  # 0.20 .. 0.60 for the abstention sweep
@@ -100,7 +101,22 @@ def _open_engine(ds: QADataset, base: Settings, use_index: bool, workdir: Path |
     return pc, info
 
 
-def score_row(item: Any, ranked: list[str], ans: Any, top_k: int, judge: Any = None) -> dict[str, float | None]:
+def claim_support_fn(embed: Any) -> Any:
+    """`support(claim, cited texts)`: rag/verify.py's score of the claim against its best cited source."""
+    from rag.types import Source
+    from rag.verify import SupportScorer
+
+    scorer = SupportScorer(embed)
+
+    def support(claim: str, texts: Any) -> float:
+        srcs = [Source(i + 1, f"s{i}", "", 1.0, t) for i, t in enumerate(texts)]
+        return float(scorer.score([claim], srcs)[0].max())
+
+    return support
+
+
+def score_row(item: Any, ranked: list[str], ans: Any, top_k: int, judge: Any = None,
+              support: Any = None) -> dict[str, float | None]:
     """Per-question metrics from the ranking (paper ids) and the Answer (None for retrieval-only rows)."""
     g = item.gold_ids
     m: dict[str, float | None] = {
@@ -119,6 +135,9 @@ def score_row(item: Any, ranked: list[str], ans: Any, top_k: int, judge: Any = N
         "token_f1": M.answer_f1("" if ans.abstained else ans.answer, item.answer),
         "faithfulness_lexical": M.lexical_faithfulness(ans.answer, texts, ans.abstained),
         "faithfulness_llm": judge.faithfulness(ans.answer, texts, ans.abstained) if judge else None,
+        "supported_claims": (M.supported_claims(ans.answer, texts, ans.abstained, support, SUPPORT_THRESHOLD)
+                             if support else None),
+        "yes_no_agreement": M.yes_no_agreement(ans.answer, item.extra.get("final_decision"), ans.abstained),
     })
     return m
 
@@ -135,6 +154,8 @@ def _row(item: Any, hits: list[Any], ans: Any, metrics: dict[str, Any], timings:
     if ans is not None:
         row.update({
             "abstained": ans.abstained, "backend": ans.backend, "notice": ans.notice, "answer": ans.answer,
+            "claims": [{"text": c.text, "citations": c.citations, "support": c.support, "supported": c.supported}
+                       for c in ans.claims],
             "cited_ids": [c.paper_id for c in ans.citations],
             "best_dense": max((s.dense for s in ans.sources), default=None),  # what the engine's abstain rule sees
             "reference": item.answer, "key_facts_any": item.key_facts_any,
@@ -198,6 +219,9 @@ def run_qa(dataset: str | Path | QADataset, out: str | Path | None = None, confi
         raise ValueError(f"dataset {ds.name} has no questions")
     workdir = None if use_index else Path(tempfile.mkdtemp(prefix="paperchat-eval-"))
     t_start = time.time()
+    from eval.report import machine
+
+    load_start = machine()["load_avg"]
     try:
         pc, index_info = _open_engine(ds, base, use_index, workdir, progress)
         unresolved: list[str] = []
@@ -208,6 +232,7 @@ def run_qa(dataset: str | Path | QADataset, out: str | Path | None = None, confi
             from eval.faithfulness import make_judge
 
             the_judge = make_judge(pc.settings, pc.answerer())
+        support = None if ds.retrieval_only else claim_support_fn(pc.embed)
         top_k = pc.settings.top_k
         depth = max(RANK_DEPTH, top_k)
         rows: list[dict[str, Any]] = []
@@ -226,7 +251,7 @@ def run_qa(dataset: str | Path | QADataset, out: str | Path | None = None, confi
                 continue
             ranked = [h.paper_id for h in hits]
             timings = dict(ans.timings_ms) if ans is not None else {"retrieve": round(t_rank, 2), "total": round(t_rank, 2)}
-            rows.append(_row(item, hits, ans, score_row(item, ranked, ans, top_k, the_judge), timings))
+            rows.append(_row(item, hits, ans, score_row(item, ranked, ans, top_k, the_judge, support), timings))
         bar.close()
         metrics = summarize(rows, top_k, ds.retrieval_only)
         meta = {
@@ -238,6 +263,7 @@ def run_qa(dataset: str | Path | QADataset, out: str | Path | None = None, confi
                       **({"llm_calls": the_judge.calls, "llm_errors": the_judge.errors} if the_judge else {})},
             "index": index_info, "errors": errors, "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t_start)),
             "duration_s": round(time.time() - t_start, 1),
+            "machine": {**machine(), "load_avg_start": load_start},
         }
     finally:
         if workdir is not None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from ingest.sentences import split_sentences
 from rag.citations import MARKER, expand
@@ -158,6 +158,44 @@ def lexical_faithfulness(answer: str, source_texts: Mapping[int, str], abstained
     return ok / len(cl)
 
 
+def supported_claims(answer: str, source_texts: Mapping[int, str], abstained: bool,
+                     support: Callable[[str, Sequence[str]], float], threshold: float) -> float | None:
+    """Share of the answer's claims (sentences of >= MIN_CLAIM_TERMS content words) whose cited sources support
+    them: `support(claim, cited texts) >= threshold` (rag/verify.py's calibrated score). A claim citing nothing
+    counts as unsupported. None for abstentions and answers without claims."""
+    from rag.verify import MIN_CLAIM_TERMS
+
+    if abstained:
+        return None
+    cl = [(c, nums) for c, nums in claims(answer) if len(terms(c)) >= MIN_CLAIM_TERMS]
+    if not cl:
+        return None
+    ok = 0
+    for text, nums in cl:
+        cited = [source_texts[n] for n in dict.fromkeys(nums) if n in source_texts]
+        if cited and support(text, cited) >= threshold:
+            ok += 1
+    return ok / len(cl)
+
+
+_DECISION = re.compile(r"\b(yes|no|maybe)\b", re.I)
+
+
+def decision(answer: str) -> str | None:
+    """The yes/no/maybe an answer opens with (first such word in its first sentence), else None."""
+    first = re.split(r"(?<=[.!?])\s", answer.strip(), maxsplit=1)[0]
+    m = _DECISION.search(first)
+    return m.group(1).lower() if m else None
+
+
+def yes_no_agreement(answer: str, label: str | None, abstained: bool) -> float | None:
+    """1.0 when the answer's opening yes/no/maybe equals the expert label (PubMedQA), 0.0 otherwise (an
+    answer that decides nothing, or abstains, disagrees); None when the question has no label."""
+    if not label:
+        return None
+    return 1.0 if not abstained and decision(answer) == label.lower() else 0.0
+
+
 # --- abstention ------------------------------------------------------------------------------------
 def abstention_rates(rows: Iterable[Mapping[str, object]]) -> dict[str, float | int | None]:
     """Correct abstention on out-of-corpus questions and false abstention on answerable ones.
@@ -190,12 +228,14 @@ def percentile(values: Sequence[float], p: float) -> float | None:
 
 
 def latency_summary(timings: Iterable[Mapping[str, float]],
-                    stages: Sequence[str] = ("retrieve", "answer", "total")) -> dict[str, dict[str, float | None]]:
+                    stages: Sequence[str] = ("retrieve", "first_token", "answer", "total")) -> dict[str, dict[str, float | None]]:
     """p50, p95 and mean milliseconds per stage."""
     timings = list(timings)
     out: dict[str, dict[str, float | None]] = {}
     for st in stages:
         vals = [float(t[st]) for t in timings if t.get(st) is not None]
+        if not vals and st == "first_token":
+            continue  # runs from before first-token timing existed
         out[st] = {"p50": _r(percentile(vals, 50)), "p95": _r(percentile(vals, 95)),
                    "mean": _r(sum(vals) / len(vals)) if vals else None}
     return out
@@ -213,7 +253,7 @@ def _r(x: float | None, nd: int = 4) -> float | None:
 
 ROW_METRICS = ("hit@1", "hit@3", "hit@10", "recall@k", "recall@10", "mrr", "citation_precision",
                "citation_recall", "no_citation", "key_fact_hit", "token_f1", "faithfulness_lexical",
-               "faithfulness_llm")
+               "faithfulness_llm", "supported_claims", "yes_no_agreement")
 
 
 def aggregate(rows: Sequence[Mapping[str, object]], names: Sequence[str] = ROW_METRICS) -> dict[str, object]:

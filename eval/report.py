@@ -12,8 +12,29 @@ from typing import Any
 PACKAGES = ("paperchat", "chromadb", "llama-index-core", "sentence-transformers", "torch", "numpy", "bm25s",
             "openai", "xllamacpp", "tiktoken", "matplotlib")
 QUALITY = ("hit@1", "hit@3", "hit@10", "recall@k", "mrr", "citation_precision", "citation_recall", "no_citation",
-           "key_fact_hit", "token_f1", "faithfulness_lexical", "faithfulness_llm", "correct_abstention",
-           "false_abstention")
+           "key_fact_hit", "token_f1", "faithfulness_lexical", "faithfulness_llm", "supported_claims",
+           "yes_no_agreement", "correct_abstention", "false_abstention")
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8", "fma")
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, cores, the SIMD flags that matter for llama.cpp and torch, and the load average now."""
+    import os
+
+    model, flags = platform.processor() or "unknown", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name") and model in ("unknown", "", "x86_64"):
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = []
+    return {"cpu": model, "cores": os.cpu_count(), "flags": [f for f in CPU_FLAGS if f in flags], "load_avg": load}
 
 
 def versions() -> dict[str, str | None]:
@@ -54,9 +75,17 @@ def headline(res: Any) -> str:
     tail = ""
     if ab.get("correct_abstention") is not None or ab.get("false_abstention") is not None:
         tail = f"\nabstention: correct {_fmt(ab.get('correct_abstention'))}  false {_fmt(ab.get('false_abstention'))}"
+    extra = "  ".join(f"{k} {a[k]:.3f}" for k in ("no_citation", "supported_claims", "yes_no_agreement")
+                      if a.get(k) is not None)
     lat = m["latency_ms"]["total"]
-    return (f"{res.meta['dataset']['name']} ({len(res.rows)} questions, backend {res.meta['backend']}): {line}{tail}"
-            f"\nlatency total p50 {_fmt(lat['p50'], 1)} ms  p95 {_fmt(lat['p95'], 1)} ms")
+    ttft = m["latency_ms"].get("first_token")
+    first = f"  first token p50 {_fmt(ttft['p50'], 1)} ms  p95 {_fmt(ttft['p95'], 1)} ms" if ttft else ""
+    mach = res.meta.get("machine") or {}
+    where = (f"\nmachine: {mach.get('cpu')}, {mach.get('cores')} cores, flags {' '.join(mach.get('flags', []))}; "
+             f"load avg start {mach.get('load_avg_start')} end {mach.get('load_avg')}") if mach else ""
+    return (f"{res.meta['dataset']['name']} ({len(res.rows)} questions, backend {res.meta['backend']}): {line}"
+            f"{chr(10) + extra if extra else ''}{tail}"
+            f"\nlatency total p50 {_fmt(lat['p50'], 1)} ms  p95 {_fmt(lat['p95'], 1)} ms{first}{where}")
 
 
 def markdown(res: Any) -> str:
@@ -75,7 +104,11 @@ def markdown(res: Any) -> str:
              f"- retrieval: top_k {cfg['top_k']}, fusion {cfg['fusion']}, min_relevance {cfg['min_relevance']}, "
              f"reranker {cfg['reranker']}; index: {meta['index'].get('mode')} ({meta['index'].get('papers')} papers)",
              f"- run: {meta['started']}, {meta['duration_s']} s, errors {meta['errors']}, "
-             f"commit {meta['versions'].get('git_commit')}", "",
+             f"commit {meta['versions'].get('git_commit')}",
+             *([f"- machine: {meta['machine'].get('cpu')}, {meta['machine'].get('cores')} cores, flags "
+                f"{' '.join(meta['machine'].get('flags', []))}; load average at start "
+                f"{meta['machine'].get('load_avg_start')}, at end {meta['machine'].get('load_avg')}"]
+              if meta.get("machine") else []), "",
              "| metric | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
     lines.append("| n | " + " | ".join(_fmt(table[c].get("n")) for c in cols) + " |")
     for name in QUALITY:
@@ -176,8 +209,10 @@ def plots(out: Path, res: Any) -> list[Path]:
     rows = [r for r in res.rows if r.get("timings_ms")]
     if rows:
         fig, ax = plt.subplots(figsize=(7, 3.6))
-        for st in ("retrieve", "answer", "total"):
+        for st in ("retrieve", "first_token", "answer", "total"):
             vals = [r["timings_ms"][st] for r in rows if r["timings_ms"].get(st) is not None]
+            if st not in m["latency_ms"]:
+                continue
             if vals:
                 ax.hist(vals, bins=30, alpha=0.55, label=f"{st} (p50 {m['latency_ms'][st]['p50']:.0f} ms)")
         ax.set_xlabel("milliseconds")

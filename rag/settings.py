@@ -57,6 +57,15 @@ class Settings(BaseSettings):
     llm_temperature: float = Field(0.1, ge=0, le=2, description="Sampling temperature.")
     llm_max_tokens: int = Field(512, ge=16, description="Most tokens in an answer.")
     llm_context: int = Field(4096, ge=512, description="Model context window in tokens (sources are fitted to it).")
+    llm_structured: bool = Field(
+        False, description="Ask the LLM server for JSON whose every sentence cites source numbers from the valid set "
+        "(response_format json_schema: llama.cpp, OpenAI, vLLM, Ollama); a server that rejects it gets free text.")
+    evidence_tokens: int = Field(
+        300, ge=0, description="Per-source budget (tiktoken cl100k) of the evidence sent to an LLM: the title plus "
+        "the sentences most relevant to the question; the whole abstract when it fits. 0 = whole abstracts.")
+    unsupported: Literal["mark", "remove"] = Field(
+        "mark", description="What happens to a sentence of a written answer that no shown source supports: "
+        "mark it (kept, shown as not found in the sources) or remove it.")
 
     def __init__(self, **values: Any) -> None:
         check_env()

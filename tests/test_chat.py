@@ -105,3 +105,31 @@ def test_paperchat_chat_terminal_loop(sample_engine: Any, monkeypatch: pytest.Mo
     assert main(["chat", "--home", str(sample_engine.settings.home)]) == 0
     out = capsys.readouterr().out
     assert out.count(f"[1] {GROK_TITLE}") == 2
+
+
+RNN_TITLE = "Investigating Sparsity in Recurrent Neural Networks"
+PTR_TITLE = "Pointer Networks"
+
+
+def test_a_new_topic_in_a_follow_up_is_not_anchored_to_the_previous_paper(sample_engine: Any) -> None:
+    """Three turns: two about the RNN-sparsity paper, then a new subject introduced with a pronoun after it."""
+    chat = ChatSession(sample_engine)
+    first = chat.ask("Which paper investigates sparsity in recurrent neural networks?")
+    assert first.sources[0].title == RNN_TITLE
+    second = chat.ask("What does it say about pruning?")
+    assert RNN_TITLE in chat.history[-1].standalone and second.sources[0].title == RNN_TITLE
+    third = chat.ask("And what about pointer networks, what problem do they solve?")
+    assert chat.history[-1].standalone == "And what about pointer networks, what problem do they solve?"
+    assert third.sources[0].title == PTR_TITLE and third.citations[0].title == PTR_TITLE
+    assert "sparsity" not in third.answer.split(".")[0].lower()
+
+
+@pytest.mark.parametrize("follow_up, anchored", [
+    ("And what about pointer networks, what problem do they solve?", False),
+    ("What are its limitations compared to pointer networks?", True),
+    ("what about its limitations?", True),
+    ("Does it also say something about sparsity?", True),
+])
+def test_new_topic_is_told_from_a_follow_up(follow_up: str, anchored: bool) -> None:
+    out = heuristic_rewrite(follow_up, [_turn("grokking?", GROK_TITLE)])
+    assert (GROK_TITLE in out) is anchored

@@ -71,10 +71,14 @@ def test_engine_answers_with_the_gguf_backend(sample_engine: Any, model: Path) -
     pc._answerer = None
     events = list(pc.ask_stream(GROK))
     final = events[-1]
-    assert isinstance(final, Answer) and final.backend == "gguf" and final.notice in (None, "The answer cited no source.")
+    assert isinstance(final, Answer)
+    # SmolLM2-135M often writes sentences no source supports: then the checked answer falls back to extractive
+    assert final.backend == "gguf" or (final.backend == "extractive" and "found in the sources" in (final.notice or ""))
     d = final.to_dict()
     nums = {int(n) for m in MARKER.finditer(d["answer"]) for n in expand(m.group(1))}
     assert nums == {c["n"] for c in d["citations"]}
+    if final.backend == "gguf":
+        assert d["claims"] and nums == {n for c in d["claims"] for n in c["citations"]}
     rewritten = pc.answerer().rewrite("what are its limitations?", [(GROK, final.answer)])  # type: ignore[attr-defined]
     assert isinstance(rewritten, str) and rewritten.strip()
 
@@ -94,6 +98,22 @@ def server_process(model: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
         if proc.poll() is None:
             proc.kill()
         proc.wait(timeout=30)
+
+
+def test_structured_output_from_a_real_llamacpp_server(model: Path, network_guard: NetworkGuard) -> None:
+    """llama.cpp turns the JSON schema into a grammar: every sentence cites a number of a shown source."""
+    from rag.answerers import structured
+
+    structured._rejected.clear()
+    a = make_answerer(settings(model, llm_structured=True, llm_max_tokens=120), embed=None)
+    deltas = list(a.stream("Why does grokking happen?", SOURCES))
+    text = "".join(deltas)
+    assert not structured.is_rejected(str(model)) and text.strip() and not text.lstrip().startswith("{")
+    from rag.verify import split_claims
+
+    claims = split_claims(text)
+    assert claims and all(nums and set(nums) <= {1, 2} for _, nums, _ in claims[:-1])  # the last may be cut off
+    assert network_guard.outside() == []
 
 
 def test_killing_the_server_mid_answer_falls_back_with_a_notice(sample_engine: Any, model: Path,

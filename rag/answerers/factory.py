@@ -21,7 +21,7 @@ def make_answerer(settings: Settings, embed: Any) -> Answerer:
     if settings.llm == "gguf":
         from rag.answerers.gguf import GGUFAnswerer
 
-        return GGUFAnswerer(settings)
+        return GGUFAnswerer(settings, embed)
     from rag.answerers.openai_compat import OpenAIAnswerer
 
-    return OpenAIAnswerer(settings)
+    return OpenAIAnswerer(settings, embed=embed)

@@ -136,10 +136,15 @@ class GGUFAnswerer(OpenAIAnswerer):
     extractive answer with a notice instead of crashing.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, embed: Any = None) -> None:
         model = settings.llm_gguf.stem if settings.llm_gguf else "gguf"
-        super().__init__(settings, name="gguf", model=model)
+        super().__init__(settings, name="gguf", model=model, embed=embed)
         self._local_url: str | None = None
+
+    def extra_body(self) -> dict[str, Any] | None:
+        """Ask llama.cpp to reuse the KV cache of the longest common prompt prefix (the fixed instructions
+        and worked example come first, so consecutive questions share them)."""
+        return {"cache_prompt": True}
 
     def base_url(self) -> str | None:
         with _lock:

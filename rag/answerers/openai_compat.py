@@ -23,7 +23,9 @@ import openai
 
 from ingest.openai_retry import TIMEOUT_HEADER, openai_client, retry_after_seconds
 from rag import backend_config, prompts
+from rag.answerers import structured as structured_output
 from rag.answerers.base import AnswererError
+from rag.evidence import compress
 from rag.settings import Settings
 from rag.types import Source
 
@@ -57,6 +59,10 @@ class _Retryable(Exception):
         self.wait = wait
 
 
+class _StructuredRejected(AnswererError):
+    """The server refused `response_format` (HTTP 400/422) before producing anything."""
+
+
 class OpenAIAnswerer:
     """Streams answers from an OpenAI-protocol chat-completions endpoint.
 
@@ -76,8 +82,10 @@ class OpenAIAnswerer:
     max_wait = 10.0  # a server's Retry-After above this is not waited for: fall back at once
 
     def __init__(self, settings: Settings, base_url: str | None = None, name: str = "openai",
-                 model: str | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+                 model: str | None = None, sleep: Callable[[float], None] = time.sleep, embed: Any = None) -> None:
         self.settings = settings
+        self.embed = embed  # ranks source sentences for compressed evidence (term overlap alone when None)
+        self._fitted: tuple[Any, tuple[list[dict[str, str]], list[Source]]] | None = None
         self.name = name
         self.model = model or settings.llm_model
         # the default model name means "whatever the server serves" when talking to a server by URL
@@ -188,24 +196,70 @@ class OpenAIAnswerer:
                 self._sleep(delay)
 
     # --- answering ---------------------------------------------------------------------
+    def structured(self) -> bool:
+        """Whether answers are asked for as schema-constrained JSON (setting on, server has not rejected it)."""
+        return self.settings.llm_structured and not structured_output.is_rejected(self._server_key())
+
+    def _server_key(self) -> str:
+        return str(self._base_url or self.settings.llm_base_url or self.settings.llm_gguf or "openai")
+
+    def fit(self, question: str, sources: list[Source]) -> tuple[list[dict[str, str]], list[Source]]:
+        """The chat messages for a question and the sources they show the model (compressed evidence,
+        fitted to the context window); the last result is remembered, so `shown` after `stream` is free."""
+        structured = self.structured()
+        key = (question, structured, tuple((s.n, s.paper_id, len(s.text)) for s in sources))
+        if self._fitted is None or self._fitted[0] != key:
+            evidence = compress(question, sources, self.embed, self.settings.evidence_tokens)
+            self._fitted = (key, prompts.answer_messages(question, evidence, self.settings.llm_context,
+                                                         self.settings.llm_max_tokens, structured=structured))
+        return self._fitted[1]
+
     def messages(self, question: str, sources: list[Source]) -> list[dict[str, str]]:
-        """The chat messages sent for a question (sources fitted to the context window)."""
-        msgs, _ = prompts.answer_messages(question, sources, self.settings.llm_context, self.settings.llm_max_tokens)
-        return msgs
+        """The chat messages sent for a question (sources compressed and fitted to the context window)."""
+        return self.fit(question, sources)[0]
 
     def shown(self, question: str, sources: list[Source]) -> list[Source]:
         """The sources that fit in the model's context window (the lowest-ranked are left out first)."""
-        return prompts.answer_messages(question, sources, self.settings.llm_context, self.settings.llm_max_tokens)[1]
+        return self.fit(question, sources)[1]
+
+    def extra_body(self) -> dict[str, Any] | None:
+        """Server-specific request fields (none for a generic OpenAI-protocol server)."""
+        return None
 
     def stream(self, question: str, sources: list[Source]) -> Iterator[str]:
-        """Yield text deltas of a cited answer; raise AnswererError after bounded retries."""
-        msgs = self.messages(question, sources)
+        """Yield text deltas of a cited answer; raise AnswererError after bounded retries.
+
+        With `llm_structured`, the server is asked for the JSON schema of rag/answerers/structured.py and
+        the JSON is rendered back to text as it streams; a server that rejects the schema is asked again
+        in free text, and remembered."""
+        if self.structured():
+            try:
+                yield from self._stream(question, sources, structured=True)
+                return
+            except _StructuredRejected:
+                structured_output.remember_rejected(self._server_key())
+                log.warning("%s rejected structured output (response_format); using free text from now on",
+                            safe_url(self.base_url()))
+        yield from self._stream(question, sources, structured=False)
+
+    def _stream(self, question: str, sources: list[Source], structured: bool) -> Iterator[str]:
+        msgs, shown = self.fit(question, sources)
+        extra: dict[str, Any] = {}
+        if structured:
+            extra["response_format"] = structured_output.response_format([s.n for s in shown])
 
         def attempt() -> Iterator[str]:
             client = self._client()
-            resp = client.chat.completions.create(
-                model=self._resolve_model(client), messages=cast(Any, msgs), stream=True,
-                temperature=self.settings.llm_temperature, max_tokens=self.settings.llm_max_tokens)
+            renderer = structured_output.StreamRenderer() if structured else None
+            try:
+                resp = client.chat.completions.create(
+                    model=self._resolve_model(client), messages=cast(Any, msgs), stream=True,
+                    temperature=self.settings.llm_temperature, max_tokens=self.settings.llm_max_tokens,
+                    extra_body=self.extra_body(), **extra)
+            except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
+                if structured:
+                    raise _StructuredRejected(f"HTTP {exc.status_code}") from None
+                raise
             finished = False
             with resp:
                 for chunk in resp:
@@ -214,11 +268,17 @@ class OpenAIAnswerer:
                     choice = chunk.choices[0]
                     delta = choice.delta.content if choice.delta else None
                     if delta:
-                        yield delta
+                        out = renderer.feed(delta) if renderer else delta
+                        if out:
+                            yield out
                     if choice.finish_reason:
                         finished = True
             if not finished:  # the body ended without a finish_reason: the stream was cut
                 raise _Retryable(f"connection to {safe_url(self.base_url())} closed mid-answer")
+            if renderer:
+                rest = renderer.finish()
+                if rest:
+                    yield rest
 
         yield from self._with_retries(attempt, f"{self.name} answer")
 
