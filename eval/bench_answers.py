@@ -119,7 +119,7 @@ def run_backend(pc: Any, items: list[dict[str, Any]], k: int, log: Any) -> dict[
         for ev in pc.ask_stream(it["question"], k):
             if isinstance(ev, Answer):
                 final = ev
-            else:
+            elif isinstance(ev, str):
                 raw.append(ev)
         total_ms = (time.perf_counter() - t0) * 1000
         assert final is not None

@@ -12,19 +12,23 @@ from rag.citations import MARKER, finalize
 from rag.prompts import drop_example_echo
 from rag.relevance import ABSTAIN_TEXT, relevant
 from rag.settings import Settings
-from rag.types import Answer, Claim, Source
+from rag.evidence import top_sentences
+from rag.types import Answer, Claim, Evidence, Quote, Source
 from rag.verify import SupportScorer, Verified, renumber_claims, verify
 
 
 def make_answer(question: str, text: str, abstained: bool, backend: str, citations: list[Any],
                 sources: list[Source], t0: float, t1: float, notice: str | None,
-                first_token: float | None = None, claims: list[Claim] | None = None) -> Answer:
+                first_token: float | None = None, claims: list[Claim] | None = None,
+                evidence_at: float | None = None) -> Answer:
     """An Answer with retrieve / answer / total (and first_token) timings measured from t0 (start) and t1 (retrieval done)."""
     t2 = time.perf_counter()
     timings = {"retrieve": round((t1 - t0) * 1000, 2), "answer": round((t2 - t1) * 1000, 2),
                "total": round((t2 - t0) * 1000, 2)}
     if first_token is not None:
         timings["first_token"] = round((first_token - t0) * 1000, 2)
+    if evidence_at is not None:
+        timings["evidence"] = round((evidence_at - t0) * 1000, 2)
     return Answer(question=question, answer=text, abstained=abstained, backend=backend, citations=citations,
                   sources=sources, notice=notice, timings_ms=timings, claims=claims or [])
 
@@ -47,9 +51,21 @@ def _verify_notice(v: Verified, mode: str) -> str | None:
     return ("Checked against the sources: " + "; ".join(bits) + ".") if bits else None
 
 
+def evidence(question: str, sources: list[Source], answerer: Answerer, embed: Any) -> Evidence:
+    """The best sentence of each source the answerer will see (full text), for showing before the answer."""
+    try:
+        seen = {s.n for s in answerer.shown(question, sources)}
+    except Exception:  # noqa: BLE001 - evidence is a courtesy; the answer path reports real failures
+        seen = {s.n for s in sources}
+    shown = [s for s in sources if s.n in seen]
+    by_n = {s.n: s for s in shown}
+    return Evidence([Quote(n, by_n[n].title, sent) for n, sent in top_sentences(question, shown, embed)])
+
+
 def answer_stream(question: str, sources: list[Source], answerer: Answerer, extractive: Answerer,
-                  settings: Settings, t0: float, t1: float) -> Iterator[str | Answer]:
-    """Yield text deltas as the answer is produced, then the final Answer (renumbered citations).
+                  settings: Settings, t0: float, t1: float) -> Iterator[str | Evidence | Answer]:
+    """Yield the evidence (LLM backends: the best sentence of each source, at once), text deltas as the
+    answer is produced, then the final Answer (renumbered citations).
 
     A written (LLM) answer is checked claim by claim against the sources the model saw (rag/verify.py).
     Never raises for backend failures: the extractive answerer stands in, with a notice, also when no
@@ -64,13 +80,20 @@ def answer_stream(question: str, sources: list[Source], answerer: Answerer, extr
     first: float | None = None
     verified: Verified | None = None
     shown = sources  # what the backend saw; an LLM's context window may have left the lowest-ranked out
+    embed = getattr(extractive, "embed", None)
+    evidence_at = None
+    written = answerer.name != extractive.name  # an LLM writes it (the engine's extractive instances differ)
+    if written:
+        ev = evidence(question, sources, answerer, embed)
+        evidence_at = time.perf_counter()
+        yield ev  # no blank screen while a local model reads
     try:
         for delta in answerer.stream(question, sources):
             if first is None and delta.strip():
                 first = time.perf_counter()
             parts.append(delta)
             yield delta
-        if answerer is not extractive:
+        if written:
             seen = {s.n for s in answerer.shown(question, sources)}
             shown = [s for s in sources if s.n in seen]  # full texts: claims are checked against the real abstract
             text, echoed = drop_example_echo("".join(parts).strip(), shown)
@@ -79,7 +102,7 @@ def answer_stream(question: str, sources: list[Source], answerer: Answerer, extr
             if echoed:
                 notice = f"Removed {echoed} sentence(s) that repeated the prompt's worked example."
             if text and not _is_no_answer(text):
-                verified = verify(text, shown, SupportScorer(getattr(extractive, "embed", None)), settings.unsupported)
+                verified = verify(text, shown, SupportScorer(embed), settings.unsupported)
                 if not verified.supported_count:
                     raise _Unsupported(f"No sentence of the {backend} answer was found in the sources; showing the "
                                        "offline extractive answer instead.")
@@ -99,7 +122,7 @@ def answer_stream(question: str, sources: list[Source], answerer: Answerer, extr
     text = "".join(parts).strip()
     if not text or _is_no_answer(text):
         yield make_answer(question, ABSTAIN_TEXT if not text else NO_ANSWER, True, backend, [], sources, t0, t1,
-                          notice, first)
+                          notice, first, evidence_at=evidence_at)
         return
     # only what the backend saw may be cited: a marker naming a source trimmed from its context is dropped
     cited = finalize(text, sources, citable={s.n for s in shown})
@@ -115,4 +138,5 @@ def answer_stream(question: str, sources: list[Source], answerer: Answerer, extr
         citations = [replace(c, quote=quote_of.get(old_of.get(c.paper_id, -1)) or c.quote) for c in citations]
     if not citations:
         notice = (notice + " " if notice else "") + "The answer cited no source."
-    yield make_answer(question, cited.text, False, backend, citations, cited.sources, t0, t1, notice, first, claims)
+    yield make_answer(question, cited.text, False, backend, citations, cited.sources, t0, t1, notice, first, claims,
+                      evidence_at)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rag.text import terms
-from rag.types import Answer
+from rag.types import Answer, Evidence
 
 _ANAPHORA = re.compile(r"\b(it|its|they|them|their|this|that|these|those|the paper|the authors|same|above|former|latter)\b", re.I)
 _TOKEN = re.compile(r"[A-Za-z0-9]+(?:[-'][A-Za-z0-9]+)*")
@@ -90,7 +90,7 @@ class ChatSession:
                 pass
         return heuristic_rewrite(question, self.history)
 
-    def ask_stream(self, question: str) -> Iterator[str | Answer]:
+    def ask_stream(self, question: str) -> Iterator[str | Evidence | Answer]:
         """Stream a turn: text deltas, then the final Answer (whose .question is the user's wording)."""
         sq = self.standalone(question)
         for ev in self.engine.ask_stream(sq, self.k, self.filters):

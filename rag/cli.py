@@ -106,9 +106,26 @@ def _filters_of(args: argparse.Namespace) -> Any:
     return Filters(args.year_from, args.year_to, tuple(args.category), tuple(args.paper))
 
 
-def format_answer(ans: Any) -> str:
-    """Answer text, then the numbered reference list."""
-    lines = [ans.answer, "", format_refs(ans)]
+NOT_FOUND = "(not found in the sources)"
+
+
+def display_text(ans: Any, color: bool = False) -> str:
+    """The answer text with each unsupported claim dimmed (on a terminal) and labelled as not found."""
+    text = ans.answer
+    for c in getattr(ans, "claims", []):
+        if not c.supported and c.text and c.text in text:
+            shown = f"\033[2m{c.text}\033[0m" if color else c.text
+            text = text.replace(c.text, f"{shown} {NOT_FOUND}", 1)
+    return text
+
+
+def _tty() -> bool:
+    return sys.stdout.isatty()
+
+
+def format_answer(ans: Any, color: bool = False) -> str:
+    """Answer text (unsupported claims marked), then the numbered reference list."""
+    lines = [display_text(ans, color), "", format_refs(ans)]
     if ans.notice:
         lines.insert(0, f"[notice] {ans.notice}\n")
     return "\n".join(lines).rstrip()
@@ -125,11 +142,14 @@ def print_stream(events: Any) -> Any:
     The live text carries the backend's own [n]; when the final numbering differs (markers renumbered
     or dropped), the final text is printed again so the references match what is shown last.
     """
-    from rag.types import Answer
+    from rag.types import Answer, Evidence
 
     final, streamed = None, []
     for ev in events:
-        if isinstance(ev, Answer):
+        if isinstance(ev, Evidence):
+            if ev.quotes:  # shown at once, while the model reads and writes
+                print("Evidence (the answer follows):\n" + ev.text() + "\n", flush=True)
+        elif isinstance(ev, Answer):
             final = ev
         else:
             streamed.append(ev)
@@ -138,7 +158,9 @@ def print_stream(events: Any) -> Any:
     if final is None:
         return None
     live = "".join(streamed)
-    if final.answer.strip() not in live:
+    if any(not c.supported for c in final.claims):
+        print(f"\n(checked against the sources)\n{display_text(final, _tty())}")
+    elif final.answer.strip() not in live:
         print(f"\n(with final citation numbers)\n{final.answer}")
     if final.notice and final.notice not in live:
         print(f"\n[notice] {final.notice}")
@@ -169,7 +191,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print_stream(pc.ask_stream(args.question, args.k, filters))
         return 0
     ans = pc.ask(args.question, args.k, filters)
-    print(json.dumps(ans.to_dict(), ensure_ascii=False, indent=1) if args.json else format_answer(ans))
+    print(json.dumps(ans.to_dict(), ensure_ascii=False, indent=1) if args.json else format_answer(ans, _tty()))
     return 0
 
 

@@ -22,7 +22,7 @@ from rag.answering import answer_stream, make_answer
 from rag.backend_config import embed_key, with_llm_fields
 from rag.relevance import ABSTAIN_TEXT, relevant  # noqa: F401 - re-exported for callers
 from rag.settings import Settings, validated
-from rag.types import Answer, Source
+from rag.types import Answer, Evidence, Source
 
 
 def _offline_env() -> None:
@@ -225,8 +225,9 @@ class Paperchat:
         assert result is not None
         return result
 
-    def ask_stream(self, question: str, k: int | None = None, filters: Filters | None = None) -> Iterator[str | Answer]:
-        """Yield text deltas as the answer is produced, then the final Answer (renumbered citations)."""
+    def ask_stream(self, question: str, k: int | None = None,
+                   filters: Filters | None = None) -> Iterator[str | Evidence | Answer]:
+        """Yield the Evidence (LLM backends), text deltas as the answer is produced, then the final Answer."""
         question = (question or "").strip()
         if not question:
             raise ValueError("question is empty")

@@ -25,6 +25,7 @@ from rag.text import overlap_score
 from rag.types import Source
 
 EVIDENCE_TOKENS = 300  # default per-source budget (Settings.evidence_tokens)
+EVIDENCE_RATIO = 0.75  # default Settings.evidence_ratio: the extractive answerer's PAPER_RATIO
 GAP = " ... "
 ENCODE_BATCH = 64  # stays on the ONNX query encoder (no torch import)
 
@@ -86,6 +87,17 @@ def compress_one(r: Ranked, budget: int) -> str:
     if keep and keep[-1] < len(r.sentences) - 1:
         parts.append("...")
     return " ".join(parts)
+
+
+def select(sources: Sequence[Source], ratio: float = EVIDENCE_RATIO) -> list[Source]:
+    """The sources worth showing a model: the top-ranked one, and those whose retrieval score is at least
+    `ratio` of the best (the rule the extractive answerer uses for what it may cite). Papers far below the
+    best are distractors: a small model cites them, and reading them costs prefill time. 0 keeps all."""
+    if not sources or ratio <= 0:
+        return list(sources)
+    top = max(s.score for s in sources)
+    first = min(s.n for s in sources)
+    return [s for s in sources if s.n == first or top <= 0 or s.score >= ratio * top]
 
 
 def compress(question: str, sources: Sequence[Source], embed: Any, budget: int = EVIDENCE_TOKENS) -> list[Source]:

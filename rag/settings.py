@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     evidence_tokens: int = Field(
         300, ge=0, description="Per-source budget (tiktoken cl100k) of the evidence sent to an LLM: the title plus "
         "the sentences most relevant to the question; the whole abstract when it fits. 0 = whole abstracts.")
+    evidence_ratio: float = Field(
+        0.75, ge=0, le=1, description="Sources shown to an LLM: the top one and those whose retrieval score is at "
+        "least this share of the best (the extractive answerer's rule); 0 = all top_k sources.")
     unsupported: Literal["mark", "remove"] = Field(
         "mark", description="What happens to a sentence of a written answer that no shown source supports: "
         "mark it (kept, shown as not found in the sources) or remove it.")

@@ -47,6 +47,28 @@ class Claim:
 
 
 @dataclass
+class Quote:
+    """A sentence of a source that bears on the question, shown before a written answer arrives."""
+
+    n: int  # the source's number as retrieved (the final answer may renumber its citations)
+    title: str
+    sentence: str
+
+
+@dataclass
+class Evidence:
+    """The first event of a streamed LLM answer: the best sentence of each source the model is reading.
+
+    Streams are `Evidence` (LLM backends only), then `str` text deltas, then the final `Answer`."""
+
+    quotes: list[Quote] = field(default_factory=list)
+
+    def text(self) -> str:
+        """One line per quote: `[n] "sentence" (title)`."""
+        return "\n".join(f'[{q.n}] "{q.sentence}" ({q.title})' for q in self.quotes)
+
+
+@dataclass
 class Answer:
     """An answer with citations; `[n]` in `answer` points to `sources[n-1]`."""
 

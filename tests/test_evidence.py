@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ingest.chunking import count_tokens
 from rag import prompts
 from rag.answerers.openai_compat import OpenAIAnswerer
-from rag.evidence import compress, top_sentences
+from rag.evidence import compress, select, top_sentences
 from rag.settings import Settings
 from rag.types import Source
 from tests.test_verify import BagOfWords
@@ -39,11 +41,20 @@ def test_top_sentences_are_the_evidence_shown_first() -> None:
 
 
 def test_the_llm_prompt_carries_the_compressed_evidence_after_the_fixed_instructions() -> None:
-    a = OpenAIAnswerer(Settings(llm="openai", llm_base_url="http://127.0.0.1:9/v1", evidence_tokens=80),
-                       embed=BagOfWords())
+    a = OpenAIAnswerer(Settings(llm="openai", llm_base_url="http://127.0.0.1:9/v1", evidence_tokens=80,
+                                evidence_ratio=0), embed=BagOfWords())
     msgs = a.messages(Q, [LONG, SHORT])
     assert msgs[0]["content"] == prompts.SYSTEM_PROMPT and msgs[1:3] == prompts.EXAMPLE_MESSAGES  # cacheable prefix
     assert KEY in msgs[-1]["content"] and msgs[-1]["content"].count("Background sentence") < 6
     assert [s.n for s in a.shown(Q, [LONG, SHORT])] == [1, 2]
-    whole = OpenAIAnswerer(Settings(llm="openai", llm_base_url="http://127.0.0.1:9/v1", evidence_tokens=0))
+    whole = OpenAIAnswerer(Settings(llm="openai", llm_base_url="http://127.0.0.1:9/v1", evidence_tokens=0,
+                                    evidence_ratio=0))
     assert count_tokens(whole.messages(Q, [LONG, SHORT])[-1]["content"]) > 2 * count_tokens(msgs[-1]["content"])
+
+
+def test_sources_far_below_the_best_are_not_shown() -> None:
+    srcs = [replace(SHORT, n=1, score=0.9), replace(LONG, n=2, score=0.8), replace(SHORT, n=3, paper_id="p:3", score=0.3)]
+    assert [s.n for s in select(srcs)] == [1, 2]
+    assert [s.n for s in select(srcs, 0)] == [1, 2, 3]
+    a = OpenAIAnswerer(Settings(llm="openai", llm_base_url="http://127.0.0.1:9/v1"), embed=BagOfWords())
+    assert [s.n for s in a.shown(Q, srcs)] == [1, 2]

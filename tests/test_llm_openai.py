@@ -25,7 +25,7 @@ from rag.answerers.factory import make_answerer
 from rag.answerers.openai_compat import OpenAIAnswerer, retry_after_seconds, safe_url
 from rag.citations import finalize
 from rag.settings import Settings
-from rag.types import Answer, Source
+from rag.types import Answer, Evidence, Source
 
 KEY = "sk-test-Zq8vX2kLmN4pR7sT9uW1yA3bC5dE"
 
@@ -369,7 +369,8 @@ def test_mid_stream_cut_falls_back_to_extractive_without_partial_text(fake: Fake
     events = list(pc.ask_stream(GROK))
     final = events[-1]
     assert isinstance(final, Answer)
-    assert events[0] == partial  # it was streamed live ...
+    assert isinstance(events[0], Evidence) and events[0].quotes  # the evidence came first, at once ...
+    assert events[1] == partial  # ... then the answer was streamed live ...
     assert "PARTIAL" not in final.answer  # ... but the final answer is the clean extractive one
     assert final.notice and "openai backend failed" in final.notice and "cut off" in final.notice
     assert final.backend == "extractive" and not final.abstained
@@ -443,7 +444,9 @@ def test_cli_stream_shows_live_text_then_final_numbering(fake: FakeOpenAI, sampl
     fake.script = [("stream", ["Grokking is delayed ", "generalization [3][99]."])]
     final = print_stream(pc.ask_stream(GROK))
     out = capsys.readouterr().out
-    assert out.startswith("Grokking is delayed generalization [3][99].")  # live, as the model wrote it
+    assert out.startswith("Evidence (the answer follows):\n[1] ")  # the sources' best sentences at once
+    live = out.split("\n\n", 1)[1]
+    assert live.startswith("Grokking is delayed generalization [3][99].")  # live, as the model wrote it
     assert final.answer == "Grokking is delayed generalization [1]."
     assert f"(with final citation numbers)\n{final.answer}" in out
     assert out.rstrip().endswith(f"[1] {final.citations[0].title} <{final.citations[0].url}>"

@@ -74,7 +74,7 @@ def _chunks(obj: object) -> list[str]:
 
 
 def test_structured_request_is_rendered_to_text(fake: FakeOpenAI) -> None:
-    a = answerer(fake.url, llm_structured=True)
+    a = answerer(fake.url, llm_structured=True, evidence_ratio=0)
     fake.script = [("stream", _chunks({"sentences": [{"text": "Grokking is delayed generalization.", "cites": [1]}]}))]
     text = "".join(a.stream("What is grokking?", SOURCES))
     assert text == "Grokking is delayed generalization [1]."
@@ -86,7 +86,7 @@ def test_structured_request_is_rendered_to_text(fake: FakeOpenAI) -> None:
 
 
 def test_server_rejecting_response_format_gets_free_text_once_and_is_remembered(fake: FakeOpenAI) -> None:
-    a = answerer(fake.url, llm_structured=True)
+    a = answerer(fake.url, llm_structured=True, evidence_ratio=0)
     fake.script = [("status", (400, {}, '{"error": {"message": "response_format is not supported"}}')),
                    ("stream", ["Grokking is delayed generalization [1]."]),
                    ("stream", ["Pointer networks point at input positions [2]."])]
@@ -95,7 +95,7 @@ def test_server_rejecting_response_format_gets_free_text_once_and_is_remembered(
     assert "Reply in JSON" not in fake.requests[1][1]["messages"][0]["content"]
     assert a.shown("What is grokking?", SOURCES) == SOURCES
     # the next question (even from a new answerer for the same server) goes straight to free text
-    b = answerer(fake.url, llm_structured=True)
+    b = answerer(fake.url, llm_structured=True, evidence_ratio=0)
     assert "".join(b.stream("What do pointer networks do?", SOURCES)).startswith("Pointer networks")
     assert len(fake.requests) == 3 and "response_format" not in fake.requests[2][1]
 

@@ -19,7 +19,7 @@ from rag.answering import answer_stream
 from rag.citations import MARKER, expand
 from rag.settings import Settings
 from rag.text import terms
-from rag.types import Answer, Source
+from rag.types import Answer, Evidence, Source
 from rag.verify import SupportScorer, split_claims, verify, with_markers
 
 SOURCES = [
@@ -175,3 +175,34 @@ def test_nothing_supported_falls_back_to_the_extractive_answer() -> None:
     assert ans.notice == ("No sentence of the openai answer was found in the sources; showing the offline "
                           "extractive answer instead.")
     assert ans.citations and ans.citations[0].title.startswith("Deep Networks")
+
+
+def test_a_written_answer_stream_starts_with_the_evidence() -> None:
+    t = time.perf_counter()
+    events = list(answer_stream("What do pointer networks do?", SOURCES,
+                                Scripted("Pointer networks use attention to point at positions of the input [2]."),
+                                Extractive(), Settings(min_relevance=0.0), t, t))
+    ev, final = events[0], events[-1]
+    assert isinstance(ev, Evidence) and isinstance(final, Answer)
+    assert [q.n for q in ev.quotes] == [1, 2]  # the sources the model sees (the third did not fit)
+    assert ev.quotes[1].sentence == "Pointer networks use attention to point at positions of the input sequence."
+    assert all(isinstance(e, str) for e in events[1:-1])
+    assert final.timings_ms["evidence"] <= final.timings_ms["first_token"]
+    ex = Extractive()
+    extractive = list(answer_stream("What is grokking?", SOURCES, ex, ex, Settings(min_relevance=0.0), t, t))
+    assert not any(isinstance(e, Evidence) for e in extractive)  # the extractive answer is itself the evidence
+
+
+def test_cli_prints_evidence_first_and_labels_unsupported_claims(capsys: pytest.CaptureFixture[str]) -> None:
+    from rag.cli import NOT_FOUND, format_answer, print_stream
+
+    t = time.perf_counter()
+    events = answer_stream("What do pointer networks do?", SOURCES,
+                           Scripted("Pointer networks use attention to point at positions of the input [2]. "
+                                    "The moon is made of green cheese and orbits Jupiter every week [1]."),
+                           Extractive(), Settings(min_relevance=0.0), t, t)
+    final = print_stream(events)
+    out = capsys.readouterr().out
+    assert out.index("Evidence (the answer follows):") < out.index("Pointer networks use attention to point at positions of the input [2]")
+    assert f"orbits Jupiter every week. {NOT_FOUND}" in out.split("(checked against the sources)")[1]
+    assert f"week. {NOT_FOUND}" in format_answer(final) and "\033[2m" in format_answer(final, color=True)

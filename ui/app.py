@@ -20,7 +20,7 @@ import gradio as gr  # noqa: E402
 
 from ingest.filters import Filters  # noqa: E402
 from rag.chat import ChatSession  # noqa: E402
-from rag.types import Answer  # noqa: E402
+from rag.types import Answer, Evidence  # noqa: E402
 from ui import render, uploads  # noqa: E402
 from ui.auth import AUTH_ENV, AuthError, admin_users, checker, is_loopback, resolve_auth  # noqa: E402
 from rag.answerers.openai_compat import safe_url  # noqa: E402
@@ -181,14 +181,18 @@ def build_app(engine: Any, access: SettingsAccess | None = None) -> gr.Blocks:
                                            {"role": "assistant", "content": "…"}]
         yield list(state.messages), gr.skip(), state, ""
         final: Answer | None = None
-        buf = ""
+        buf, evidence = "", ""
         try:
             for ev in state.session.ask_stream(message):
                 if isinstance(ev, Answer):
                     final = ev
+                elif isinstance(ev, Evidence):  # shown at once while an LLM writes; the answer replaces it
+                    evidence = render.evidence_html(ev)
+                    state.messages[-1] = {"role": "assistant", "content": evidence}
+                    yield list(state.messages), gr.skip(), state, ""
                 else:
                     buf += ev
-                    state.messages[-1] = {"role": "assistant", "content": render.streaming_html(buf)}
+                    state.messages[-1] = {"role": "assistant", "content": evidence + render.streaming_html(buf)}
                     yield list(state.messages), gr.skip(), state, ""
         except Exception as exc:  # noqa: BLE001 - a failing backend must not take the app down
             log.exception("chat turn failed")

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from html.parser import HTMLParser
 from urllib.parse import quote, urlsplit
 
-from rag.types import Answer, Source
+from rag.types import Answer, Evidence, Source
 
 _CITE_GROUP = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 _ANCHOR = re.compile(r"^#pc-src-\d+-\d+$")
@@ -336,3 +336,12 @@ def report_markdown(report: dict[str, object], names: dict[str, str]) -> str:
             if len(rows) > 200:
                 lines.append(f"- ... and {len(rows) - 200} more")
     return "\n".join(lines)
+
+
+def evidence_html(ev: Evidence) -> str:
+    """The evidence shown at once while an LLM writes: the best sentence of each source, with its [n]."""
+    items = "".join(f'<li><span class="pc-ev-n">[{q.n}]</span> “{html.escape(q.sentence, quote=False)}” '
+                    f'<em>{html.escape(q.title, quote=False)}</em></li>' for q in ev.quotes)
+    return (f'<div class="pc-evidence"><p class="pc-ev-head">From the sources (the written answer follows):</p>'
+            f"<ul>{items}</ul></div>")
+

@@ -25,7 +25,7 @@ from ingest.openai_retry import TIMEOUT_HEADER, openai_client, retry_after_secon
 from rag import backend_config, prompts
 from rag.answerers import structured as structured_output
 from rag.answerers.base import AnswererError
-from rag.evidence import compress
+from rag.evidence import compress, select
 from rag.settings import Settings
 from rag.types import Source
 
@@ -209,7 +209,8 @@ class OpenAIAnswerer:
         structured = self.structured()
         key = (question, structured, tuple((s.n, s.paper_id, len(s.text)) for s in sources))
         if self._fitted is None or self._fitted[0] != key:
-            evidence = compress(question, sources, self.embed, self.settings.evidence_tokens)
+            chosen = select(sources, self.settings.evidence_ratio)
+            evidence = compress(question, chosen, self.embed, self.settings.evidence_tokens)
             self._fitted = (key, prompts.answer_messages(question, evidence, self.settings.llm_context,
                                                          self.settings.llm_max_tokens, structured=structured))
         return self._fitted[1]
