@@ -70,14 +70,14 @@ def pubmedqa_pairs(n: int) -> list[dict[str, Any]]:
 
 
 def scifact_pairs(n: int, folder: Path = SCIFACT) -> list[dict[str, Any]]:
-    claims = []
+    claims: list[tuple[str, str, set[str]]] = []
     with _open_text(folder / "queries.jsonl") as fh:
         for line in fh:
             q = json.loads(line)
             sup = [doc for doc, ev in (q.get("metadata") or {}).items() if any(e.get("label") == "SUPPORT" for e in ev)]
-            cited = list((q.get("metadata") or {}).keys())
+            cited = set((q.get("metadata") or {}).keys())
             if sup:
-                claims.append((q["text"], sup[0], set(cited)))
+                claims.append((q["text"], sup[0], cited))
     needed = {d for _, _, cited in claims for d in cited}
     corpus: dict[str, str] = {}
     with _open_text(folder / "corpus.jsonl.gz") as fh:
@@ -86,7 +86,7 @@ def scifact_pairs(n: int, folder: Path = SCIFACT) -> list[dict[str, Any]]:
             if d["_id"] in needed:
                 corpus[d["_id"]] = f"{d.get('title', '')}. {d.get('text', '')}".strip()
     pool = list(corpus.items())
-    out = []
+    out: list[dict[str, Any]] = []
     for text, doc, cited in claims:
         if doc not in corpus:
             continue

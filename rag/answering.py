@@ -130,7 +130,7 @@ def answer_stream(question: str, sources: list[Source], answerer: Answerer, extr
     citations = cited.citations
     if verified is not None:
         claims = renumber_claims(verified.claims, sources, cited.sources)
-        quote_of = {}  # new n -> the sentence of the source that supports the first claim citing it
+        quote_of: dict[int, str | None] = {}  # old n -> the sentence of the source that supports the first claim citing it
         for i, c in enumerate(verified.claims):
             for old in c.citations:
                 quote_of.setdefault(old, verified.quotes.get((i, old)))

@@ -113,7 +113,7 @@ def compress(question: str, sources: Sequence[Source], embed: Any, budget: int =
 
 def top_sentences(question: str, sources: Sequence[Source], embed: Any, per_source: int = 1) -> list[tuple[int, str]]:
     """(source n, sentence) of the best `per_source` sentences of each source, in source order."""
-    out = []
+    out: list[tuple[int, str]] = []
     for r in rank_sentences(question, sources, embed):
         best = sorted(range(len(r.sentences)), key=lambda i: -r.scores[i])[:per_source]
         out.extend((r.source.n, r.sentences[i]) for i in sorted(best))

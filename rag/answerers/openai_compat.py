@@ -245,9 +245,7 @@ class OpenAIAnswerer:
 
     def _stream(self, question: str, sources: list[Source], structured: bool) -> Iterator[str]:
         msgs, shown = self.fit(question, sources)
-        extra: dict[str, Any] = {}
-        if structured:
-            extra["response_format"] = structured_output.response_format([s.n for s in shown])
+        fmt: Any = structured_output.response_format([s.n for s in shown]) if structured else openai.omit
 
         def attempt() -> Iterator[str]:
             client = self._client()
@@ -256,7 +254,7 @@ class OpenAIAnswerer:
                 resp = client.chat.completions.create(
                     model=self._resolve_model(client), messages=cast(Any, msgs), stream=True,
                     temperature=self.settings.llm_temperature, max_tokens=self.settings.llm_max_tokens,
-                    extra_body=self.extra_body(), **extra)
+                    extra_body=self.extra_body(), response_format=fmt)
             except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
                 if structured:
                     raise _StructuredRejected(f"HTTP {exc.status_code}") from None
