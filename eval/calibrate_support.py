@@ -125,7 +125,7 @@ def calibrate(sem: np.ndarray, lex: np.ndarray, fit: np.ndarray) -> dict[str, An
     return {"balanced_accuracy_fit": round(best[0], 4), "weight": best[1], "threshold": best[2]}
 
 
-def margin_for(s: np.ndarray, thr: float, max_wrong: float = 0.02) -> dict[str, float]:
+def margin_for(s: np.ndarray, thr: float, max_wrong: float = 0.01) -> dict[str, float]:
     """Smallest margin moving a supported correct citation to the hard negative in <= max_wrong of claims."""
     supported = s[:, 0] >= thr
     for m in np.round(np.arange(0.0, 0.5001, 0.01), 2):
@@ -144,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=200, help="claims per dataset (each gives one supported and one unsupported pair)")
     ap.add_argument("--cache", type=Path, default=Path(".paperchat/cache/embeddings.sqlite"), help="embedding cache")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--weight", type=float, default=None,
+                    help="evaluate this semantic weight (default: the best on the calibration half)")
     args = ap.parse_args(argv)
     from ingest.embeddings import LocalEmbedding
 
@@ -154,6 +156,16 @@ def main(argv: list[str] | None = None) -> int:
     idx = np.arange(len(pairs))
     fit, held = idx % 2 == 0, idx % 2 == 1
     res = calibrate(sem, lex, fit)
+    res["grid"] = {}
+    for gw in (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0):
+        sg = gw * sem + (1 - gw) * lex
+        gt = max(np.round(np.arange(0.2, 0.9001, 0.01), 2), key=lambda x: balanced_accuracy(sg[fit, 0], sg[fit, 1], x))
+        res["grid"][str(gw)] = {"threshold": float(gt), "fit": round(balanced_accuracy(sg[fit, 0], sg[fit, 1], gt), 4),
+                                "heldout": round(balanced_accuracy(sg[held, 0], sg[held, 1], gt), 4)}
+    if args.weight is not None:  # evaluate a chosen weight (its threshold fitted on the calibration half)
+        res["weight"], res["threshold"] = args.weight, res["grid"].get(str(args.weight), {}).get("threshold") or \
+            float(max(np.round(np.arange(0.2, 0.9001, 0.01), 2), key=lambda x: balanced_accuracy(
+                (args.weight * sem + (1 - args.weight) * lex)[fit, 0], (args.weight * sem + (1 - args.weight) * lex)[fit, 1], x)))
     w, thr = res["weight"], res["threshold"]
     s = w * sem + (1 - w) * lex
     res["balanced_accuracy_heldout"] = round(balanced_accuracy(s[held, 0], s[held, 1], thr), 4)

@@ -33,10 +33,13 @@ from rag.citations import MARKER, expand
 from rag.text import overlap_score, terms
 from rag.types import Claim, Source
 
-# Calibrated by eval/calibrate_support.py (eval/results/support-calibration/report.json).
-SEMANTIC_WEIGHT = 0.6
+# Calibrated by eval/calibrate_support.py on 800 pairs (eval/results/support-calibration/report.json):
+# held-out balanced accuracy 0.89 (lexical overlap alone: 0.77); held-out accuracy is flat for weights
+# 0.7-1.0, and 0.7 keeps a lexical anchor for numbers and names. The margin is the smallest that moves a
+# supported, correct citation to a topically close wrong paper in <= 1% of claims (it fixes ~89% of mis-citations).
+SEMANTIC_WEIGHT = 0.7
 SUPPORT_THRESHOLD = 0.5
-REATTRIBUTE_MARGIN = 0.12
+REATTRIBUTE_MARGIN = 0.1
 MIN_CLAIM_TERMS = 3
 ENCODE_BATCH = 64  # batches of at most this many texts stay on the ONNX query encoder (no torch import)
 
