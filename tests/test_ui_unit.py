@@ -308,3 +308,14 @@ def test_a_failing_engine_shows_an_error_and_the_app_keeps_serving(served: tuple
     engine.fail = False
     chat, panel, _ = client.predict("Why?", 5, None, None, [], [], api_name="/chat")
     assert "<mark>" in panel
+
+
+def test_unsupported_claims_are_dimmed_and_labelled_and_evidence_is_inert() -> None:
+    from rag.types import Claim, Evidence, Quote
+
+    claims = [Claim("Grokking is late.", [1], 0.9, True), Claim("The moon is <b>cheese</b>.", [], 0.1, False)]
+    out = render.answer_html("Grokking is late [1]. The moon is <b>cheese</b>.", 0, [1], claims)
+    assert '<span class="pc-unsupported" title="not found in the sources">The moon is &#60;b&#62;cheese' in out
+    assert "&#40;not found in the sources&#41;" in out and 'href="#pc-src-0-1"' in out and "<b>" not in out
+    ev = render.evidence_html(Evidence([Quote(1, "T <script>x</script>", "A [2] <img src=x> $x$.")]))
+    assert "<script" not in ev and "<img" not in ev and "&#91;2&#93;" in ev and ev.startswith('<div class="pc-evidence">')

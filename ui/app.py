@@ -48,6 +48,10 @@ CSS = """
 .pc-warn { background: #fef3c7; color: #78350f; }
 .pc-error { background: #fee2e2; color: #7f1d1d; }
 .pc-uncited { padding: 0; margin: 0; }
+.pc-unsupported { opacity: 0.55; }
+.pc-not-found { color: var(--body-text-color-subdued); font-size: 0.85em; }
+.pc-evidence { color: var(--body-text-color-subdued); font-size: 0.92em; }
+.pc-evidence ul { margin: 4px 0 8px; padding-left: 18px; }
 .pc-h { margin: 10px 0 4px; }
 .pc-foot, .pc-empty { color: var(--body-text-color-subdued); font-size: 0.85em; }
 a.pc-cite { text-decoration: none; font-weight: 600; }
@@ -205,7 +209,7 @@ def build_app(engine: Any, access: SettingsAccess | None = None) -> gr.Blocks:
         assert final is not None
         state.answers.append(final)
         state.trim(max_turns)
-        text = render.answer_html(final.answer, turn, [src.n for src in final.sources])
+        text = render.answer_html(final.answer, turn, [src.n for src in final.sources], final.claims)
         if final.notice:
             text += render.notice_html(final.notice)
         state.messages[-1] = {"role": "assistant", "content": text}

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from html.parser import HTMLParser
 from urllib.parse import quote, urlsplit
 
-from rag.types import Answer, Evidence, Source
+from rag.types import Answer, Claim, Evidence, Source
 
 _CITE_GROUP = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 _ANCHOR = re.compile(r"^#pc-src-\d+-\d+$")
@@ -161,9 +161,7 @@ def cite_link(turn: int, n: int) -> str:
     return f'<a class="pc-cite" href="#{source_anchor(turn, n)}" title="Show source {n}">[{n}]</a>'
 
 
-def answer_html(text: str, turn: int, valid: Iterable[int]) -> str:
-    """Answer text made inert, with every `[n]` that names a source turned into a link to its card."""
-    ok = set(valid)
+def _linked(text: str, turn: int, ok: set[int]) -> str:
     out, pos = [], 0
     for m in _CITE_GROUP.finditer(text or ""):
         nums = [int(x) for x in re.split(r"\s*[,;]\s*", m.group(1))]
@@ -173,6 +171,25 @@ def answer_html(text: str, turn: int, valid: Iterable[int]) -> str:
         out.append("".join(cite_link(turn, n) for n in nums))
         pos = m.end()
     out.append(text_html((text or "")[pos:]))
+    return "".join(out)
+
+
+def answer_html(text: str, turn: int, valid: Iterable[int], claims: Sequence[Claim] = ()) -> str:
+    """Answer text made inert, with every `[n]` that names a source turned into a link to its card; each
+    claim the sources do not support (rag/verify.py) dimmed and labelled "not found in the sources"."""
+    ok = set(valid)
+    out, pos = [], 0
+    for c in claims:
+        if c.supported or not c.text:
+            continue
+        i = (text or "").find(c.text, pos)
+        if i < 0:
+            continue
+        out.append(_linked(text[pos:i], turn, ok))
+        out.append(f'<span class="pc-unsupported" title="{NOT_FOUND}">{_linked(c.text, turn, ok)}</span> '
+                   f'<em class="pc-not-found">({NOT_FOUND})</em>')
+        pos = i + len(c.text)
+    out.append(_linked((text or "")[pos:], turn, ok))
     return sanitize("".join(out))
 
 
@@ -340,8 +357,10 @@ def report_markdown(report: dict[str, object], names: dict[str, str]) -> str:
 
 def evidence_html(ev: Evidence) -> str:
     """The evidence shown at once while an LLM writes: the best sentence of each source, with its [n]."""
-    items = "".join(f'<li><span class="pc-ev-n">[{q.n}]</span> “{html.escape(q.sentence, quote=False)}” '
-                    f'<em>{html.escape(q.title, quote=False)}</em></li>' for q in ev.quotes)
-    return (f'<div class="pc-evidence"><p class="pc-ev-head">From the sources (the written answer follows):</p>'
-            f"<ul>{items}</ul></div>")
+    items = "".join(f'<li><span class="pc-ev-n">[{q.n}]</span> \u201c{text_html(q.sentence)}\u201d '
+                    f"<em>{text_html(q.title)}</em></li>" for q in ev.quotes)
+    return sanitize(f'<div class="pc-evidence"><p class="pc-ev-head">From the sources (the written answer '
+                    f"follows):</p><ul>{items}</ul></div>")
 
+
+NOT_FOUND = "not found in the sources"
