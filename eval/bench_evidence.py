@@ -3,8 +3,9 @@
 For the first N PubMedQA-dev questions (all 500 abstracts indexed, top_k sources each, the same retrieval for
 every variant) it builds the answer prompt with:
 
-    whole        every source's whole abstract (PAPERCHAT_EVIDENCE_TOKENS=0, what main did)
-    budget=B     title + the most relevant sentences within B tiktoken tokens per source (rag/evidence.py)
+    whole, all top_k   every retrieved source's whole abstract (what main sent)
+    whole, ratio R     only sources scoring >= R x the best (PAPERCHAT_EVIDENCE_RATIO), whole abstracts
+    ratio R, budget=B  those, as title + the most relevant sentences within B tiktoken tokens each
 
 and prints the mean prompt tokens (tiktoken cl100k; the model's own count from llama.cpp when --gguf is
 given). With --gguf it sends each prompt to a local llama.cpp server with max_tokens=1 and reads the server's
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=20)
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--budgets", default="300,150", help="per-source token budgets to compare with whole abstracts")
+    ap.add_argument("--ratio", type=float, default=0.75, help="evidence_ratio of the compressed variants")
     ap.add_argument("--gguf", type=Path, default=None, help="measure prefill with this model (llama.cpp)")
     ap.add_argument("--home", type=Path, default=None, help="index directory (default: a temp one)")
     ap.add_argument("--cache-dir", type=Path, default=None, help="embedding cache directory")
@@ -58,23 +60,26 @@ def main(argv: list[str] | None = None) -> int:
     before = machine()
     ds = load_pubmedqa()
     home = args.home or Path(tempfile.mkdtemp(prefix="paperchat-bench-evidence-"))
+    home.mkdir(parents=True, exist_ok=True)
     pc = Paperchat(home=home, cache_dir=args.cache_dir or home / "cache")
-    if len(pc.lexical.ids) < len(ds.corpus_records):
+    if pc.count_papers() < len(ds.corpus_records):
         corpus = home / "pubmedqa.jsonl"
         corpus.write_text("".join(json.dumps(r) + "\n" for r in ds.corpus_records), encoding="utf-8")
         pc.ingest([corpus])
     items = ds.items[: args.n]
     retrieved = [pc.retrieve(it.question, args.k) for it in items]
-    variants = [("whole", 0)] + [(f"budget={b}", int(b)) for b in args.budgets.split(",") if b.strip()]
+    # (name, evidence_ratio, evidence_tokens): main sent every top_k source whole
+    variants = [("whole, all top_k (main)", 0.0, 0), (f"whole, ratio {args.ratio:g}", args.ratio, 0)]
+    variants += [(f"ratio {args.ratio:g}, budget={b}", args.ratio, int(b)) for b in args.budgets.split(",") if b.strip()]
     url = None
     if args.gguf:
         from rag.answerers.gguf import start_server
 
         url = start_server(args.gguf, 4096)
     rows: dict[str, dict[str, list[float]]] = {}
-    for name, budget in variants:
-        a = OpenAIAnswerer(Settings(llm="openai", llm_base_url="http://127.0.0.1:9/v1", evidence_tokens=budget),
-                           embed=pc.embed)
+    for name, ratio, budget in variants:
+        a = OpenAIAnswerer(Settings(llm="openai", llm_base_url="http://127.0.0.1:9/v1", evidence_tokens=budget,
+                                    evidence_ratio=ratio), embed=pc.embed)
         stats: dict[str, list[float]] = {"tiktoken": [], "sources_tiktoken": [], "shown": []}
         t0 = time.perf_counter()
         msgs_all = []
@@ -99,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     mach = machine()
     print(f"machine: {mach['cpu']}, {mach['cores']} cores, flags {' '.join(mach['flags'])}; "
           f"load avg at start {before['load_avg']}, at end {mach['load_avg']}")
-    base = statistics.mean(rows["whole"]["tiktoken"])
+    base = statistics.mean(rows[variants[0][0]]["tiktoken"])
     header = "| variant | prompt tokens (tiktoken) | vs whole | sources+question tokens | sources shown |"
     extra = "" if not url else " model prompt tokens, uncached | prefill ms, uncached | model tokens prefilled, cached prefix | prefill ms, cached prefix |"
     print(header + extra)

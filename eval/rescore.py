@@ -44,12 +44,14 @@ def corpus_texts(dataset: str) -> dict[str, str]:
 def rescore(run: Path, dataset: str, embed: Any) -> dict[str, Any]:
     rows = [json.loads(x) for x in (run / "rows.jsonl").read_text(encoding="utf-8").splitlines() if x.strip()]
     texts_by_id = corpus_texts(dataset)
+    by_tail = {pid.split(":")[-1]: t for pid, t in texts_by_id.items()}  # ids from older runs (pubmed:N vs pmid:N)
     support = claim_support_fn(embed)
     out_rows = []
     for r in rows:
         if "answer" not in r:
             continue
-        texts = {i: texts_by_id.get(pid, "") for i, pid in enumerate(r.get("cited_ids", []), start=1)}
+        texts = {i: texts_by_id.get(pid) or by_tail.get(pid.split(":")[-1], "")
+                 for i, pid in enumerate(r.get("cited_ids", []), start=1)}
         m = dict(r.get("metrics", {}))
         m["supported_claims"] = M.supported_claims(r["answer"], texts, r["abstained"], support, SUPPORT_THRESHOLD)
         m["yes_no_agreement"] = M.yes_no_agreement(r["answer"], r.get("final_decision"), r["abstained"])
