@@ -29,7 +29,10 @@ SLOW = {
     "test_ui_unit.py": {"test_chat_endpoint_streams_and_renders",  # Gradio served on 127.0.0.1
                         "test_a_failing_engine_shows_an_error_and_the_app_keeps_serving"},
     "test_chat_during_ingest.py": None,
-    "test_embeddings.py": {"test_int8_ingest_vectors_match_fp32"},  # ONNX export + quantisation in a child process
+    "test_embeddings.py": {"test_int8_ingest_vectors_match_fp32",  # ONNX export + quantisation in a child process
+                           "test_onnx_query_copy_matches_torch",  # ONNX export in a child process
+                           "test_fp32_vectors_match_sentence_transformers",  # a second model stack
+                           "test_bf16_vectors_match_fp32"},  # the model in two precisions, ~30 s at load 20
 }
 FAST_TIMEOUT, SLOW_TIMEOUT = 300, 1200  # seconds per test (pytest-timeout); a session fixture's build counts (a
 # shared 2-core machine at load 25 builds the sample engine in ~150 s; ~20 s when idle)
