@@ -23,6 +23,7 @@ postings of the query's terms are read per query.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import sqlite3
@@ -32,6 +33,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +43,10 @@ K1, B = 1.5, 0.75  # bm25s defaults (method "lucene")
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (doc INTEGER PRIMARY KEY AUTOINCREMENT, paper_id TEXT NOT NULL UNIQUE,
-    len INTEGER NOT NULL, year INTEGER, n_chunks INTEGER NOT NULL, content_hash TEXT NOT NULL);
+    len INTEGER NOT NULL, year INTEGER, n_chunks INTEGER NOT NULL, content_hash TEXT NOT NULL,
+    title TEXT NOT NULL DEFAULT '', authors TEXT NOT NULL DEFAULT '', date TEXT NOT NULL DEFAULT '',
+    url TEXT, categories TEXT NOT NULL DEFAULT '', sort TEXT NOT NULL DEFAULT '', search TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS docs_sort ON docs (sort, paper_id);
 CREATE TABLE IF NOT EXISTS cats (cat TEXT NOT NULL, doc INTEGER NOT NULL, PRIMARY KEY (cat, doc)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS cats_doc ON cats (doc);
 CREATE TABLE IF NOT EXISTS terms (tid INTEGER PRIMARY KEY, term TEXT NOT NULL UNIQUE);
@@ -64,6 +69,15 @@ class IndexDoc:
     categories: tuple[str, ...] = ()
     content_hash: str = ""
     n_chunks: int = 1
+    title: str = ""
+    authors: str = ""
+    date: str = ""
+    url: str | None = None
+
+
+def fingerprint_term(paper_id: str, content_hash: str) -> int:
+    """One paper's term of the collection fingerprint (ingest.store.fingerprint sums these mod 2^128)."""
+    return int.from_bytes(hashlib.sha256(f"{paper_id}\0{content_hash}".encode()).digest()[:16], "big")
 
 
 class Tokenizer:
@@ -113,6 +127,7 @@ class SqliteBm25:
         self._year = np.zeros(0, np.int32)
         self._n = 0
         self._avgdl = 1.0
+        self._fp_sum = 0
 
     @classmethod
     def open(cls, directory: Path) -> SqliteBm25:
@@ -197,6 +212,7 @@ class SqliteBm25:
         with self._write() as db:
             for table in ("docs", "cats", "terms", "postings", "pending"):
                 db.execute(f"DELETE FROM {table}")
+            self._fp_sum = 0
             self._alive[:] = False
             self._dl[:] = 0
             batch: list[object] = []
@@ -209,9 +225,16 @@ class SqliteBm25:
             self._set_meta(db, fingerprint, n_chunks)
         return self
 
+    def _fp_add(self, paper_id: str, content_hash: str, sign: int) -> None:
+        self._fp_sum = (self._fp_sum + sign * fingerprint_term(paper_id, content_hash)) % (1 << 128)
+
     def _set_meta(self, db: sqlite3.Connection, fingerprint: str | None, n_chunks: int | None) -> None:
-        if fingerprint is not None:
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('fingerprint', ?)", (fingerprint,))
+        """Record the content fingerprint (kept up to date paper by paper) and the collection's chunk count.
+
+        A `fingerprint` passed by the caller is what Chroma's side should hold; the one recorded is computed
+        from what this index holds, so a disagreement shows up instead of being papered over."""
+        del fingerprint
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('fp_sum', ?)", (f"{self._fp_sum:032x}",))
         if n_chunks is not None:
             db.execute("INSERT OR REPLACE INTO meta VALUES ('n_chunks', ?)", (str(int(n_chunks)),))
 
@@ -223,6 +246,7 @@ class SqliteBm25:
             db.execute("BEGIN IMMEDIATE")  # the write lock first: then the arrays reflect every earlier commit
             try:
                 self._refresh()
+                self._fp_sum = int(self._meta("fp_sum", "0"), 16)
                 yield db
                 db.execute("COMMIT")
             except BaseException:
@@ -246,13 +270,19 @@ class SqliteBm25:
         for doc, d in enumerate(docs, start=first):
             tokens = self._tok(d.text)  # type: ignore[attr-defined]
             year = d.year  # type: ignore[attr-defined]
-            rows.append((doc, d.paper_id, len(tokens), year, int(getattr(d, "n_chunks", 1)),  # type: ignore[attr-defined]
-                         str(getattr(d, "content_hash", ""))))
+            title, authors = str(getattr(d, "title", "")), str(getattr(d, "authors", ""))
+            cats_text = " ".join(d.categories)  # type: ignore[attr-defined]
+            content_hash = str(getattr(d, "content_hash", ""))
+            rows.append((doc, d.paper_id, len(tokens), year, int(getattr(d, "n_chunks", 1)), content_hash,  # type: ignore[attr-defined]
+                         title, authors, str(getattr(d, "date", "") or ""), getattr(d, "url", None), cats_text,
+                         title.lower(), f"{d.paper_id} {title} {authors} {cats_text}".lower()))  # type: ignore[attr-defined]
+            self._fp_add(d.paper_id, content_hash, +1)  # type: ignore[attr-defined]
             cats.extend((c, doc) for c in dict.fromkeys(d.categories))  # type: ignore[attr-defined]
             lengths.append(len(tokens))
             years.append(year if year is not None else -1)
             tok_ids.extend([vocab.setdefault(t, len(vocab)) for t in tokens])
-        db.executemany("INSERT INTO docs (doc, paper_id, len, year, n_chunks, content_hash) VALUES (?,?,?,?,?,?)", rows)
+        db.executemany("INSERT INTO docs (doc, paper_id, len, year, n_chunks, content_hash, title, authors, date, url, "
+                       "categories, sort, search) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
         db.executemany("INSERT INTO cats VALUES (?, ?)", cats)
         self._append(vocab, np.asarray(tok_ids, np.int64), np.repeat(np.arange(first, first + len(rows)), lengths),
                      first)
@@ -274,8 +304,11 @@ class SqliteBm25:
         dead: list[int] = []
         for i in range(0, len(paper_ids), 500):
             part = list(paper_ids[i:i + 500])
-            docs = [r[0] for r in db.execute(f"SELECT doc FROM docs WHERE paper_id IN ({','.join('?' * len(part))})",
-                                             part)]
+            found = db.execute(f"SELECT doc, paper_id, content_hash FROM docs WHERE paper_id IN "
+                               f"({','.join('?' * len(part))})", part).fetchall()
+            docs = [r[0] for r in found]
+            for _, pid, content_hash in found:
+                self._fp_add(pid, content_hash, -1)
             if docs:
                 marks = ",".join("?" * len(docs))
                 db.execute(f"DELETE FROM cats WHERE doc IN ({marks})", docs)
@@ -374,9 +407,39 @@ class SqliteBm25:
             return {r[0]: (r[1], r[2]) for r in self._db.execute("SELECT paper_id, content_hash, n_chunks FROM docs")}
 
     def fingerprint(self) -> str:
-        """The collection fingerprint recorded by the last write ('' when never written)."""
+        """Content fingerprint of the indexed papers, as `ingest.store.fingerprint` computes it from
+        (paper_id, content_hash) pairs; kept paper by paper, so reading it costs nothing."""
         with self._lock:
-            return self._meta("fingerprint")
+            n = self._db.execute("SELECT COUNT(*) FROM docs").fetchone()[0]
+            return f"{n}-{int(self._meta('fp_sum', '0'), 16):032x}"
+
+    # --- the paper table (server-side paging for UIs) ----------------------------------
+    def _match(self, query: str | None) -> tuple[str, list[str]]:
+        words = (query or "").strip().lower().split()
+        if not words:
+            return "", []
+        return " WHERE " + " AND ".join("instr(search, ?) > 0" for _ in words), words
+
+    def count_papers(self, query: str | None = None) -> int:
+        """Papers whose id, title, authors or categories contain every word of `query` (all without one)."""
+        where, args = self._match(query)
+        with self._lock:
+            return int(self._db.execute(f"SELECT COUNT(*) FROM docs{where}", args).fetchone()[0])
+
+    def list_papers(self, query: str | None = None, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+        """A page of the paper table sorted by title (paper_id, title, authors, year, date, categories, url)."""
+        where, args = self._match(query)
+        with self._lock:
+            rows = self._db.execute(f"SELECT paper_id, title, authors, year, date, categories, url FROM docs{where} "
+                                    "ORDER BY sort, paper_id LIMIT ? OFFSET ?",
+                                    [*args, -1 if limit is None else int(limit), max(0, int(offset))]).fetchall()
+        return [{"paper_id": r[0], "title": r[1], "authors": r[2], "year": r[3], "date": r[4], "categories": r[5],
+                 "url": r[6] or None} for r in rows]
+
+    def categories(self) -> list[str]:
+        """Every category of an indexed paper, sorted."""
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT DISTINCT cat FROM cats ORDER BY cat")]
 
     def _allowed(self, filters: Filters) -> np.ndarray | None:
         """Boolean mask over doc ids of papers passing the filters (None when there is no filter)."""

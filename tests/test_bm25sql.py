@@ -28,7 +28,13 @@ def doc(i: int, rnd: random.Random, version: int = 0) -> IndexDoc:
     n = rnd.randint(3, 60)
     text = f"Paper {i} v{version}. " + " ".join(rnd.choice(WORDS) for _ in range(n))
     return IndexDoc(f"p{i}", text, 2000 + i % 25, (f"cs.{'LG' if i % 2 else 'CL'}",) + (("stat.ML",) if i % 5 == 0 else ()),
-                    content_hash=f"h{i}.{version}")
+                    content_hash=f"h{i}.{version}", title=f"Paper {i:03d} v{version}", authors=f"Author {i % 7}")
+
+
+def content_fingerprint(docs: list[IndexDoc]) -> str:
+    from ingest.bm25sql import fingerprint_term
+
+    return f"{len(docs)}-{sum(fingerprint_term(d.paper_id, d.content_hash) for d in docs) % (1 << 128):032x}"
 
 
 def reference_scores(docs: list[IndexDoc], query: str) -> dict[str, float]:
@@ -82,13 +88,24 @@ def test_scores_equal_bm25s_after_adds_updates_and_deletes(tmp_path: Path) -> No
             live.pop(g, None)
     assert_same(ix, list(live.values()))
     assert ix.versions()[next(iter(live))][0].startswith("h")
-    assert ix.n_chunks() == 11 and ix.fingerprint() == "fp11"
+    assert ix.n_chunks() == 11 and ix.fingerprint() == content_fingerprint(list(live.values()))
     # another handle on the same file (another process would do the same) sees the same index
     assert_same(SqliteBm25.open(tmp_path / "ix"), list(live.values()))
     # a rebuild gives the same scores
     ix.rebuild(live.values(), "fpR", 3)
     assert_same(ix, list(live.values()))
-    assert (ix.fingerprint(), ix.n_chunks()) == ("fpR", 3)
+    assert (ix.fingerprint(), ix.n_chunks()) == (content_fingerprint(list(live.values())), 3)
+    # the paper table pages and searches in SQL
+    rows = sorted(live.values(), key=lambda d: (d.title.lower(), d.paper_id))
+    assert ix.count_papers() == len(rows)
+    assert [r["paper_id"] for r in ix.list_papers(limit=5, offset=3)] == [d.paper_id for d in rows[3:8]]
+    def text(d: IndexDoc) -> str:
+        return f"{d.paper_id} {d.title} {d.authors} {' '.join(d.categories)}".lower()
+    hits = [d for d in rows if "author" in text(d) and "3" in text(d)]  # every word, anywhere
+    assert ix.count_papers("AUTHOR 3") == len(hits)
+    assert [r["paper_id"] for r in ix.list_papers("author 3", limit=100)] == [d.paper_id for d in hits]
+    assert ix.list_papers("author 3 cs.lg", limit=1)[0]["categories"].startswith("cs.LG")
+    assert "stat.ML" in ix.categories()
 
 
 def test_filters_apply_inside_scoring(tmp_path: Path) -> None:
@@ -147,7 +164,7 @@ def test_kill_9_while_writing_leaves_whole_batches(tmp_path: Path) -> None:
     ix = SqliteBm25.open(tmp_path / "ix")
     n = ix.count()
     assert n > 0 and n % 50 == 0
-    assert ix.fingerprint() == str(n) and ix.n_chunks() == n  # metadata committed with its batch
+    assert ix.fingerprint().startswith(f"{n}-") and ix.n_chunks() == n  # metadata committed with its batch
     assert set(ix.pending()) <= {f"p{j}" for j in range(n, n + 50)}  # at most the batch that was cut
     assert ix._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     hits = ix.search("sparse attention", 10)
