@@ -75,6 +75,22 @@ class IndexDoc:
     url: str | None = None
 
 
+def doc_of(paper: Any) -> IndexDoc:
+    """The index document of a stored paper (ingest.store.StoredPaper or anything with its attributes)."""
+    return IndexDoc(paper.paper_id, f"{paper.title}. {paper.abstract}", paper.year, tuple(str(paper.categories).split()),
+                    paper.content_hash, 1, paper.title, paper.authors, paper.date or "", paper.url)
+
+
+@dataclass
+class SyncReport:
+    """What `SqliteBm25.sync` changed."""
+
+    checked: int = 0
+    added: int = 0
+    deleted: int = 0
+    seconds: float = 0.0
+
+
 def fingerprint_term(paper_id: str, content_hash: str) -> int:
     """One paper's term of the collection fingerprint (ingest.store.fingerprint sums these mod 2^128)."""
     return int.from_bytes(hashlib.sha256(f"{paper_id}\0{content_hash}".encode()).digest()[:16], "big")
@@ -228,6 +244,39 @@ class SqliteBm25:
     def _fp_add(self, paper_id: str, content_hash: str, sign: int) -> None:
         self._fp_sum = (self._fp_sum + sign * fingerprint_term(paper_id, content_hash)) % (1 << 128)
 
+    def sync(self, store: Any, paper_ids: Sequence[str] | None = None, batch: int = 500) -> SyncReport:
+        """Make the index hold what the Chroma store holds, re-reading only papers that may differ.
+
+        `paper_ids` None: every paper's content hash is compared (one metadata pass over Chroma, no text);
+        otherwise only those papers and the pending ones (an interrupted write) are re-read. Papers are
+        re-indexed from their stored chunks, so the index equals a rebuild from Chroma."""
+        import time
+
+        t0 = time.perf_counter()
+        rep = SyncReport()
+        if paper_ids is None:
+            chroma = store.paper_hashes()
+            mine = self.versions()
+            todo = [p for p, h in chroma.items() if mine.get(p, ("",))[0] != h]
+            gone = [p for p in mine if p not in chroma]
+            rep.checked = len(chroma)
+        else:
+            todo = list(dict.fromkeys([*paper_ids, *self.pending()]))
+            gone = []
+            rep.checked = len(todo)
+        n_chunks = store.count()
+        for i in range(0, max(len(todo), 1), batch):
+            part = todo[i:i + batch]
+            papers = store.papers(part) if part else {}
+            missing = [p for p in part if p not in papers]
+            self.add([doc_of(papers[p]) for p in part if p in papers], n_chunks=n_chunks,
+                     delete=missing + (gone if i == 0 else []))
+            rep.added += len(papers)
+            rep.deleted += len(missing)
+        rep.deleted += len(gone)
+        rep.seconds = time.perf_counter() - t0
+        return rep
+
     def _set_meta(self, db: sqlite3.Connection, fingerprint: str | None, n_chunks: int | None) -> None:
         """Record the content fingerprint (kept up to date paper by paper) and the collection's chunk count.
 
@@ -352,7 +401,8 @@ class SqliteBm25:
             for tid, blk, n in db.execute(f"SELECT tid, blk, n FROM postings WHERE tid IN ({','.join('?' * len(part))}) "
                                           "ORDER BY tid, blk", part):
                 blocks.setdefault(tid, []).append((blk, n))
-        plans: list[tuple[int, int, list[int], np.ndarray, np.ndarray]] = []
+        doc_bytes, tf_bytes = k_doc.tobytes(), tf.tobytes()  # int32 / uint16: slices of bytes are blocks
+        plans: list[tuple[int, int, list[int], int, int]] = []
         for term, (i, j) in by_term.items():
             tid = tids[term]
             have = blocks.get(tid, [])
@@ -363,7 +413,7 @@ class SqliteBm25:
                 merge.append(blk)
                 size += n
             blk = min(merge) if merge else (have[-1][0] + 1 if have else 0)
-            plans.append((tid, blk, merge, k_doc[i:j], tf[i:j]))
+            plans.append((tid, blk, merge, i, j))
         pairs = [(tid, b) for tid, _, merge, _, _ in plans for b in merge]
         old: dict[tuple[int, int], tuple[bytes, bytes]] = {}
         for i in range(0, len(pairs), 400):
@@ -374,16 +424,20 @@ class SqliteBm25:
                                              f"(VALUES {values})", flat):
                 old[(tid, blk)] = (d, f)
         db.executemany("DELETE FROM postings WHERE tid = ? AND blk = ?", pairs)
+        has_dead = len(self._alive) < first_new or not bool(self._alive[1:first_new].all())  # postings may be dead
         out = []
-        for tid, blk, merge, d, f in plans:
+        for tid, blk, merge, i, j in plans:
+            d, f = doc_bytes[4 * i:4 * j], tf_bytes[2 * i:2 * j]
             if merge:
                 parts = [old[(tid, b)] for b in sorted(merge)]
-                d = np.concatenate([np.frombuffer(p[0], np.int32) for p in parts] + [d])
-                f = np.concatenate([np.frombuffer(p[1], np.uint16) for p in parts] + [f])
-                keep = (d >= first_new) | self._alive_of(d)  # drop postings of deleted papers
-                d, f = d[keep], f[keep]
-            if len(d):
-                out.append((tid, blk, len(d), d.tobytes(), f.tobytes()))
+                d = b"".join([p[0] for p in parts] + [d])
+                f = b"".join([p[1] for p in parts] + [f])
+                if has_dead:  # drop postings of deleted papers
+                    da, fa = np.frombuffer(d, np.int32), np.frombuffer(f, np.uint16)
+                    keep = (da >= first_new) | self._alive_of(da)
+                    d, f = da[keep].tobytes(), fa[keep].tobytes()
+            if d:
+                out.append((tid, blk, len(d) // 4, d, f))
         db.executemany("INSERT INTO postings VALUES (?, ?, ?, ?, ?)", out)
 
     # --- reads -----------------------------------------------------------------------
