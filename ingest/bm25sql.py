@@ -284,6 +284,7 @@ class SqliteBm25:
         from what this index holds, so a disagreement shows up instead of being papered over."""
         del fingerprint
         db.execute("INSERT OR REPLACE INTO meta VALUES ('fp_sum', ?)", (f"{self._fp_sum:032x}",))
+        db.execute("INSERT OR REPLACE INTO meta SELECT 'n_docs', COUNT(*) FROM docs")
         if n_chunks is not None:
             db.execute("INSERT OR REPLACE INTO meta VALUES ('n_chunks', ?)", (str(int(n_chunks)),))
 
@@ -442,9 +443,10 @@ class SqliteBm25:
 
     # --- reads -----------------------------------------------------------------------
     def count(self) -> int:
-        """Papers indexed."""
+        """Papers indexed (kept in the metadata by every write: reading it scans nothing)."""
         with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM docs").fetchone()[0])
+            n = self._meta("n_docs")
+            return int(n) if n else int(self._db.execute("SELECT COUNT(*) FROM docs").fetchone()[0])
 
     def n_chunks(self) -> int:
         """The collection's chunk count recorded by the last write."""
@@ -464,8 +466,7 @@ class SqliteBm25:
         """Content fingerprint of the indexed papers, as `ingest.store.fingerprint` computes it from
         (paper_id, content_hash) pairs; kept paper by paper, so reading it costs nothing."""
         with self._lock:
-            n = self._db.execute("SELECT COUNT(*) FROM docs").fetchone()[0]
-            return f"{n}-{int(self._meta('fp_sum', '0'), 16):032x}"
+            return f"{self.count()}-{int(self._meta('fp_sum', '0'), 16):032x}"
 
     # --- the paper table (server-side paging for UIs) ----------------------------------
     def _match(self, query: str | None) -> tuple[str, list[str]]:

@@ -26,9 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ingest.bm25sql import SqliteBm25
 from ingest.filters import Filters
 from ingest.lexical import Bm25Index, LexDoc, LexicalIndex
-from ingest.store import ChunkStore, StoredPaper, assemble_papers, fingerprint, fingerprint_update, make_client
+from ingest.store import ChunkRow, ChunkStore, StoredPaper, assemble_papers, fingerprint, fingerprint_update, make_client
+
+ENGINES: dict[str, Any] = {"sqlite": SqliteBm25, "bm25s": Bm25Index}
 
 __all__ = ["Collection", "EmbedSpec", "Filters", "Health", "StoredPaper"]
 
@@ -169,8 +172,10 @@ class WriterLock:
 
 
 def lexical_docs(papers: Iterable[StoredPaper]) -> list[LexDoc]:
-    """What the lexical index holds for each paper: title and abstract, year and categories for filters."""
-    return [LexDoc(p.paper_id, f"{p.title}. {p.abstract}", p.year, tuple(p.categories.split())) for p in papers]
+    """What the lexical index holds for each paper: title and abstract, year and categories for filters
+    (and the version and table columns an incremental engine keeps)."""
+    return [LexDoc(p.paper_id, f"{p.title}. {p.abstract}", p.year, tuple(p.categories.split()), p.content_hash, 1,
+                   p.title, p.authors, p.date, p.url) for p in papers]
 
 
 class Collection:
@@ -185,7 +190,7 @@ class Collection:
     """
 
     def __init__(self, home: Path, name: str = "papers", chroma_url: str | None = None,
-                 embed: EmbedSpec | Any = None, lexical_engine: Any = Bm25Index, recheck_s: float = 2.0) -> None:
+                 embed: EmbedSpec | Any = None, lexical_engine: Any = SqliteBm25, recheck_s: float = 2.0) -> None:
         self.home = Path(home)
         self.name = name
         self.chroma_url = chroma_url
@@ -301,9 +306,19 @@ class Collection:
 
     def count_papers(self, query: str | None = None) -> int:
         """Papers in the collection (matching `query` as in `list_papers` when given)."""
+        lex = self.lexical
+        if hasattr(lex, "count_papers"):  # the SQLite engine keeps the paper table in SQL
+            return int(lex.count_papers(query))
         if not query:
-            return self.lexical.count()
+            return lex.count()
         return len(self._matching(query))
+
+    def categories(self) -> list[str]:
+        """Every category of a stored paper, sorted."""
+        lex = self.lexical
+        if hasattr(lex, "categories"):
+            return list(lex.categories())
+        return sorted({c for r in self._paper_table() for c in str(r["categories"]).split()})
 
     def count_chunks(self) -> int:
         store = self._reader_store()
@@ -313,7 +328,11 @@ class Collection:
         """One row per paper (paper_id, title, authors, year, date, categories, url), sorted by title.
 
         `query` keeps the papers whose id, title, authors or categories contain it (case-insensitive);
-        `offset`/`limit` page through the result. The table is cached per fingerprint."""
+        `offset`/`limit` page through the result. With the SQLite engine a page is one SQL query (a query
+        matches papers containing each of its words); otherwise the table is cached per fingerprint."""
+        lex = self.lexical
+        if hasattr(lex, "list_papers"):
+            return list(lex.list_papers(query, limit, offset))
         rows = self._matching(query)
         return rows[offset: None if limit is None else offset + limit]
 
@@ -361,6 +380,17 @@ class Collection:
         t0 = time.perf_counter()
         with self._writer:
             store = self.store
+            if self._journalled():  # each commit is journalled, written and indexed in step: nothing rebuilt
+                lex = self._repair_locked(store) if self._consistent_base(store) is None else self._writable()
+                report = ingest_paths(paths, store, self.embed, progress=progress, on_progress=on_progress,
+                                      before_first_write=self.marker.write,
+                                      index_batch=lambda nodes, write: self._index_batch(store, lex, nodes, write))
+                if report.added + report.updated:
+                    self._publish_journalled(store, lex)
+                report.chunks_total = store.count()
+                report.papers_total = self.lexical.count()
+                report.seconds = time.perf_counter() - t0
+                return report
             base = self._consistent_base(store)  # None: rebuild after the ingest
             report = ingest_paths(paths, store, self.embed, progress=progress, on_progress=on_progress,
                                   before_first_write=self.marker.write)
@@ -382,6 +412,13 @@ class Collection:
         """Remove papers (all their chunks); returns the number of chunks removed."""
         with self._writer:
             store = self.store
+            if self._journalled():
+                lex = self._repair_locked(store) if self._consistent_base(store) is None else self._writable()
+                lex.begin(list(paper_ids))
+                self.marker.write()
+                n = store.delete_papers(list(paper_ids))
+                self._publish_journalled(store, lex.delete(list(paper_ids)))
+                return n
             base = self._consistent_base(store)
             gone = store.hashes_of(list(paper_ids))
             self.marker.write()
@@ -394,9 +431,12 @@ class Collection:
             return n
 
     def repair(self) -> Health:
-        """Rebuild the lexical index from Chroma (the source of truth) and clear a stale marker; then check."""
+        """Bring the lexical index in line with Chroma (the source of truth) and clear a stale marker; then check.
+
+        The SQLite engine compares every paper's content hash and re-indexes only those that differ; other
+        engines are rebuilt."""
         with self._writer:
-            self._repair_locked(self.store)
+            self._repair_locked(self.store, full=True)
         return self.health()
 
     def _consistent_base(self, store: ChunkStore) -> LexicalIndex | None:
@@ -414,8 +454,45 @@ class Collection:
         self.marker.clear()
         return new
 
-    def _repair_locked(self, store: ChunkStore) -> LexicalIndex:
-        """Writer only: rebuild the lexical index from every stored paper, record the fingerprint, publish."""
+    # --- the journalled engine's writer side (ingest/bm25sql.py) ---------------------------
+    def _journalled(self) -> bool:
+        """Whether the engine journals and indexes each commit as it is written (and syncs from Chroma)."""
+        return hasattr(self._engine, "sync")
+
+    def _writable(self) -> Any:
+        """Writer only: the journalled index on disk (created empty when missing)."""
+        return self._open_disk() or self._engine.empty(self.lexical_dir)
+
+    def _index_batch(self, store: ChunkStore, lex: Any, nodes: list[Any], write: Callable[[], None]) -> None:
+        """One commit of an ingest: journal its papers, write them to Chroma, index them, record the fingerprint.
+
+        A kill -9 anywhere in between leaves these papers in the index's journal (`pending`), and the next
+        writer re-reads exactly those from Chroma. The papers are indexed from the chunks just written,
+        assembled as a read from Chroma would assemble them, so the index equals a rebuild."""
+        ids = list(dict.fromkeys(str(n.metadata["paper_id"]) for n in nodes))
+        lex.begin(ids)
+        write()
+        papers = assemble_papers(ChunkRow(n.node_id, n.get_content(), dict(n.metadata)) for n in nodes)
+        lex.add(lexical_docs(papers.values()))
+        store.record_fingerprint(lex.fingerprint())
+
+    def _publish_journalled(self, store: ChunkStore, lex: Any) -> Any:
+        """Writer only: record the chunk count, then publish (fingerprint into Chroma, swap, clear the marker)."""
+        return self._publish(store, lex.add([], n_chunks=store.count()))
+
+    def _repair_locked(self, store: ChunkStore, full: bool = False) -> LexicalIndex:
+        """Writer only: make the lexical index agree with Chroma, record the fingerprint, publish.
+
+        Journalled engine: the journal's papers (an interrupted write) are re-read; if the fingerprint still
+        disagrees with Chroma's (another client wrote to a shared server, a new or damaged index), or when
+        `full`, every paper's content hash is compared and only the differing papers are re-indexed.
+        Other engines: rebuilt from every stored paper."""
+        if self._journalled():
+            lex = self._writable()
+            lex.sync(store, paper_ids=[])
+            if full or lex.fingerprint() != store.stored_fingerprint():
+                lex.sync(store)
+            return self._publish_journalled(store, lex)  # type: ignore[no-any-return]
         papers = assemble_papers(store.iter_chunks())
         fp = fingerprint((p.paper_id, p.content_hash) for p in papers.values())
         n_chunks = store.count()

@@ -35,6 +35,13 @@ class LexDoc:
     text: str
     year: int | None
     categories: tuple[str, ...]
+    # what an incremental engine also keeps: the version (for its fingerprint) and the paper-table columns
+    content_hash: str = ""
+    n_chunks: int = 1
+    title: str = ""
+    authors: str = ""
+    date: str = ""
+    url: str | None = None
 
 
 @runtime_checkable

@@ -143,11 +143,19 @@ def _plan(batch: list[Located], store: ChunkStore, report: IngestReport) -> list
     return todo
 
 
-def _write(store: ChunkStore, nodes: list[TextNode], todo: list[tuple[Located, list[str]]]) -> None:
-    """Upsert the new chunks, then delete the replaced versions' leftovers."""
-    store.upsert(nodes)
-    new_ids = {n.node_id for n in nodes}
-    store.delete([cid for _, old_ids in todo for cid in old_ids if cid not in new_ids])
+def _write(store: ChunkStore, nodes: list[TextNode], todo: list[tuple[Located, list[str]]],
+           index_batch: Callable[[list[TextNode], Callable[[], None]], None] | None = None) -> None:
+    """Upsert the new chunks, then delete the replaced versions' leftovers (through `index_batch`, when
+    given, which brackets the Chroma write with its own bookkeeping)."""
+    def write() -> None:
+        store.upsert(nodes)
+        new_ids = {n.node_id for n in nodes}
+        store.delete([cid for _, old_ids in todo for cid in old_ids if cid not in new_ids])
+
+    if index_batch is None:
+        write()
+    else:
+        index_batch(nodes, write)
 
 
 def ingest_paths(
@@ -158,16 +166,19 @@ def ingest_paths(
     on_progress: Callable[[int, int], None] | None = None,
     before_first_write: Callable[[], None] | None = None,
     commit_seconds: float = COMMIT_SECONDS,
+    index_batch: Callable[[list[TextNode], Callable[[], None]], None] | None = None,
 ) -> IngestReport:
     """Write every paper under `paths` into the Chroma store; re-ingesting identical content writes nothing.
 
     `before_first_write` runs once, before Chroma is first changed (the Collection leaves its DIRTY
-    marker there). Keeping the lexical index in step is the caller's job (ingest.collection.Collection).
+    marker there). Keeping the lexical index in step is the caller's job (ingest.collection.Collection):
+    `index_batch(nodes, write)`, when given, is called for each commit with its chunks and the function that
+    writes them to Chroma, so an incremental index can journal, write and index that commit in step.
 
     Embedded papers are committed every ~`commit_seconds` (whole papers, never part of one), so an
     interrupted ingest keeps what it embedded, and the progress bar moves at that pace. On Ctrl-C the write
     in flight is finished, the number of papers kept is printed and KeyboardInterrupt propagates (the
-    marker left behind makes the next open rebuild the lexical index from Chroma)."""
+    marker left behind makes the next open repair the lexical index from Chroma)."""
     import time
 
     from tqdm import tqdm
@@ -194,7 +205,7 @@ def ingest_paths(
             on_progress(done, 0)
 
     def write(nodes: list[TextNode], part: list[tuple[Located, list[str]]]) -> None:
-        _write(store, nodes, part)
+        _write(store, nodes, part, index_batch)
         committed[0] += len(part)
 
     # Chroma writes one commit while the next is chunked and embedded (the upsert is ~12% of ingest time at

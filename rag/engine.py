@@ -42,7 +42,10 @@ def collection_of(settings: Settings, embed: Any = None) -> Collection:
     """The Collection the settings name (home, collection, chroma_url, embedding model)."""
     spec = EmbedSpec(settings.embed_base_url, settings.embed_model, embed_key(settings), settings.embed_precision,
                      settings.cache_path)  # the embedding key, never the LLM key
-    col = Collection(settings.home, settings.collection, settings.chroma_url, spec)
+    from ingest.collection import ENGINES
+
+    col = Collection(settings.home, settings.collection, settings.chroma_url, spec,
+                     lexical_engine=ENGINES[settings.lexical_engine])
     if embed is not None:
         col._embed = embed  # an already loaded model (tests, benchmarks)
     return col
@@ -264,13 +267,26 @@ class Paperchat:
         `offset`/`limit` page through them."""
         return self.collection.list_papers(query, limit, offset)
 
+    def categories(self) -> list[str]:
+        """Every category of a stored paper, sorted (e.g. for a UI's filter)."""
+        return self.collection.categories()
+
     def example_questions(self, n: int = 3) -> list[str]:
-        """Questions about `n` papers spread over the collection (deterministic), e.g. for a UI's examples."""
-        papers = [p for p in self.list_papers() if p["title"]]
-        if not papers or n < 1:
+        """Questions about `n` papers spread over the collection (deterministic), e.g. for a UI's examples.
+
+        Reads n rows of the paper table, never the whole table."""
+        total = self.count_papers()
+        if not total or n < 1:
             return []
-        step = max(1, len(papers) // n)
-        return [f'What does the paper "{p["title"]}" show?' for p in papers[::step][:n]]
+        step = max(1, total // n)
+        out = []
+        for offset in range(0, total, step):
+            rows = self.list_papers(limit=1, offset=offset)
+            if rows and rows[0]["title"]:
+                out.append(f'What does the paper "{rows[0]["title"]}" show?')
+            if len(out) >= n:
+                break
+        return out
 
     def health(self) -> Health:
         return self.collection.health()

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
     dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in fusion.")
     lexical_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in fusion.")
+    lexical_engine: Literal["sqlite", "bm25s"] = Field(
+        "sqlite", description="BM25 engine: 'sqlite' (incremental: adding N papers costs time ~ N) or 'bm25s' "
+                              "(rebuilt in full after each ingest). Same tokens and scores.")
     min_relevance: float = Field(0.35, description="Abstain when the best paper's dense cosine is below this "
                                  "(and up to 0.10 above it unless an abstract has half the question's terms).")
     reranker: Literal["none", "cross-encoder", "llm"] = Field("none", description="Rerank step after fusion.")
