@@ -32,6 +32,8 @@ SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data" / "sample"
 CHAT_CONCURRENCY = 4  # chat turns served at once; the queue holds the rest
 MAX_TURNS = 50  # turns a browser session keeps (messages, answers and the conversation memory)
 TABLE_HEADERS = ["paper_id", "title", "authors", "year", "categories"]
+PAGE = 50     # rows of the collection table sent to the browser at a time
+PICKER = 20   # papers offered by the picker for what was typed
 
 CSS = """
 .pc-sources { font-size: 0.92rem; max-height: 80vh; overflow-y: auto; padding-right: 4px; }
@@ -149,21 +151,47 @@ def build_app(engine: Any, access: SettingsAccess | None = None) -> gr.Blocks:
     max_chars = int(getattr(s, "max_question_chars", 2000))
     max_turns = int(getattr(s, "max_turns", MAX_TURNS))
 
-    # --- reads of the collection ------------------------------------------------
-    def collection_views(query: str = "") -> tuple[Any, ...]:
-        papers = engine.list_papers()
-        cats = sorted({c for p in papers for c in p["categories"].split() if c})
-        choices = [(f"{p['title'][:90]} ({p['year'] or p['paper_id']})", p["paper_id"]) for p in papers]
-        shown = engine.list_papers(query) if query else papers
+    # --- reads of the collection: one page at a time, searched on the server ------------
+    def table_page(query: str, offset: int) -> tuple[Any, str, int]:
+        """Rows of one page of the paper table, a label saying which, and the page's offset."""
+        query = (query or "").strip()
+        total = engine.count_papers(query)
+        offset = max(0, min(int(offset or 0), (total - 1) // PAGE * PAGE if total else 0))
+        shown = engine.list_papers(query, limit=PAGE, offset=offset)
         rows = [[p["paper_id"], p["title"], p["authors"], p["year"] or "", p["categories"]] for p in shown]
-        examples = [[q] for q in engine.example_questions(4)]
-        return (render.stats_markdown(engine.stats()), rows or [[""] * len(TABLE_HEADERS)],
-                gr.update(choices=cats), gr.update(choices=choices), gr.update(samples=examples))
+        what = f" matching “{html.escape(query)}”" if query else ""
+        label = (f"Papers {offset + 1:,}–{offset + len(rows):,} of {total:,}{what}" if rows
+                 else f"No papers{what}.")
+        return rows or [[""] * len(TABLE_HEADERS)], label, offset
 
-    def search_papers(query: str) -> list[list[Any]]:
-        shown = engine.list_papers(query or "")
-        return [[p["paper_id"], p["title"], p["authors"], p["year"] or "", p["categories"]] for p in shown] \
-            or [[""] * len(TABLE_HEADERS)]
+    def picker_choices(query: str, selected: list[str] | None) -> list[tuple[str, str]]:
+        """Papers for the picker: the selected ones first, then up to PICKER matches of what was typed."""
+        def label(p: dict[str, Any]) -> str:
+            return f"{p['title'][:90]} ({p['year'] or p['paper_id']})"
+
+        chosen = list(dict.fromkeys(selected or []))
+        out: dict[str, str] = {}
+        for pid in chosen:
+            hit = [p for p in engine.list_papers(pid, limit=5) if p["paper_id"] == pid]
+            out[pid] = label(hit[0]) if hit else pid
+        for p in engine.list_papers((query or "").strip(), limit=PICKER):
+            out.setdefault(p["paper_id"], label(p))
+        return [(name, pid) for pid, name in out.items()]
+
+    def collection_views(query: str = "") -> tuple[Any, ...]:
+        rows, label, offset = table_page(query, 0)
+        examples = [[q] for q in engine.example_questions(4)]
+        return (render.stats_markdown(engine.stats()), rows, label, offset, gr.update(choices=engine.categories()),
+                gr.update(choices=picker_choices("", [])), gr.update(samples=examples))
+
+    def search_papers(query: str) -> tuple[Any, str, int]:
+        return table_page(query, 0)
+
+    def turn_page(query: str, offset: int, step: int) -> tuple[Any, str, int]:
+        return table_page(query, int(offset or 0) + step)
+
+    def find_papers(selected: list[str] | None, typed: gr.KeyUpData) -> Any:
+        return gr.update(choices=picker_choices(typed.input_value, selected))
 
     # --- chat ------------------------------------------------------------------------
     def respond(message: str, state: ChatState | None, k: float, year_from: Any, year_to: Any,
@@ -341,7 +369,8 @@ def build_app(engine: Any, access: SettingsAccess | None = None) -> gr.Blocks:
                             categories = gr.Dropdown(choices=[], multiselect=True, label="Categories",
                                                      info="keep papers in any of these", allow_custom_value=True)
                             papers = gr.Dropdown(choices=[], multiselect=True, label="Restrict to papers",
-                                                 info="answer only from these papers", allow_custom_value=True)
+                                                 info="answer only from these papers; type to search titles",
+                                                 allow_custom_value=True, elem_id="pc-papers")
                         clear_btn = gr.Button("New conversation", size="sm")
                     with gr.Column(scale=2):
                         sources = gr.HTML(render.EMPTY_PANEL, elem_id="pc-sources", label="Sources")
@@ -362,6 +391,11 @@ def build_app(engine: Any, access: SettingsAccess | None = None) -> gr.Blocks:
                                     elem_id="pc-search")
                 table = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, wrap=True, elem_id="pc-table",
                                      max_height=560)
+                with gr.Row():
+                    prev_btn = gr.Button("← Previous", size="sm", elem_id="pc-prev", scale=0)
+                    page_md = gr.Markdown(elem_id="pc-page")
+                    next_btn = gr.Button("Next →", size="sm", elem_id="pc-next", scale=0)
+                offset = gr.State(0)
             with gr.Tab("Settings", id="settings"):
                 # read-only: the URL without user:password@ or query (admins editing see and keep the full URL)
                 shown_url = (s.llm_base_url or "") if access.allow else (safe_url(s.llm_base_url) if s.llm_base_url else "")
@@ -405,10 +439,15 @@ def build_app(engine: Any, access: SettingsAccess | None = None) -> gr.Blocks:
         chatbot.select(on_select, state, sources, api_visibility="private")
         cite_request.change(on_cite_request, [cite_request, state], sources, api_visibility="private")
 
-        views = [stats_md, table, categories, papers, examples]
+        views = [stats_md, table, page_md, offset, categories, papers, examples]
         add_btn.click(add_papers, files, [report, *views], api_name="add_papers", concurrency_limit=1,
                       concurrency_id="ingest")
-        search.change(search_papers, search, table, api_visibility="private", trigger_mode="always_last")
+        page = [table, page_md, offset]
+        search.change(search_papers, search, page, api_visibility="private", trigger_mode="always_last")
+        prev_btn.click(lambda q, o: turn_page(q, o, -PAGE), [search, offset], page, api_visibility="private")
+        next_btn.click(lambda q, o: turn_page(q, o, PAGE), [search, offset], page, api_visibility="private")
+        papers.key_up(find_papers, papers, papers, api_visibility="private", show_progress="hidden",
+                      trigger_mode="always_last")
         llm_inputs = [backend, base_url, model, api_key, gguf, timeout]
         test_btn.click(test_connection, llm_inputs, llm_status, api_visibility="private", concurrency_limit=2)
         apply_btn.click(apply_settings, llm_inputs, [llm_status, stats_md], api_visibility="private",
