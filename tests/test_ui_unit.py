@@ -252,10 +252,17 @@ class FakeEngine:
         yield "generalization [1]."
         yield _answer()
 
-    def list_papers(self, query: str = "", limit: int | None = None) -> list[dict[str, Any]]:
+    def list_papers(self, query: str | None = "", limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
         rows = [{"paper_id": GROK.paper_id, "title": GROK.title, "authors": GROK.authors, "year": 2024,
                  "date": "", "categories": "cs.LG", "url": GROK.url}]
-        return [r for r in rows if query.lower() in r["title"].lower()]
+        rows = [r for r in rows if (query or "").lower() in r["title"].lower()]
+        return rows[offset: None if limit is None else offset + limit]
+
+    def count_papers(self, query: str | None = None) -> int:
+        return len(self.list_papers(query))
+
+    def categories(self) -> list[str]:
+        return ["cs.LG"]
 
     def example_questions(self, n: int = 3) -> list[str]:
         return [f'What does the paper "{GROK.title}" show?']
@@ -319,3 +326,59 @@ def test_unsupported_claims_are_dimmed_and_labelled_and_evidence_is_inert() -> N
     assert "&#40;not found in the sources&#41;" in out and 'href="#pc-src-0-1"' in out and "<b>" not in out
     ev = render.evidence_html(Evidence([Quote(1, "T <script>x</script>", "A [2] <img src=x> $x$.")]))
     assert "<script" not in ev and "<img" not in ev and "&#91;2&#93;" in ev and ev.startswith('<div class="pc-evidence">')
+
+
+# --- the collection table and the paper picker at 75k papers --------------------------------------
+
+
+class BigCollection:
+    """75,000 papers behind list_papers/count_papers; records every page size asked for."""
+
+    N = 75_000
+
+    def __init__(self) -> None:
+        self.limits: list[int | None] = []
+
+    def _row(self, i: int) -> dict[str, Any]:
+        return {"paper_id": f"arxiv:2401.{i:05d}", "title": f"Paper number {i:05d} on topic {i % 97}",
+                "authors": "A. Author", "year": 2024, "date": "", "categories": "cs.LG", "url": None}
+
+    def _ids(self, query: str | None) -> range | list[int]:
+        q = (query or "").strip().lower()
+        if not q:
+            return range(self.N)
+        return [i for i in range(self.N) if all(w in f"arxiv:2401.{i:05d} paper number {i:05d} on topic {i % 97}"
+                                                for w in q.split())]
+
+    def count_papers(self, query: str | None = None) -> int:
+        return len(self._ids(query))
+
+    def list_papers(self, query: str | None = "", limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+        self.limits.append(limit)
+        ids = self._ids(query)
+        return [self._row(i) for i in ids[offset: None if limit is None else offset + limit]]
+
+
+def test_collection_table_pages_on_the_server() -> None:
+    from ui.app import PAGE, table_page
+
+    big = BigCollection()
+    rows, label, offset = table_page(big, "", 0)
+    assert len(rows) == PAGE and offset == 0 and label == f"Papers 1–{PAGE} of 75,000"
+    rows, label, offset = table_page(big, "", 74_990)  # past the last full page: the last page
+    assert offset == 74_950 and len(rows) == 50 and label == "Papers 74,951–75,000 of 75,000"
+    rows, label, _ = table_page(big, "number 01234", 0)
+    assert [r[0] for r in rows] == ["arxiv:2401.01234"] and "of 1 matching" in label
+    rows, label, _ = table_page(big, "no such paper", 0)
+    assert label.startswith("No papers") and rows == [[""] * 5]
+    assert None not in big.limits and max(x for x in big.limits if x is not None) <= PAGE  # never the whole table
+
+
+def test_paper_picker_searches_as_you_type_and_keeps_the_selection() -> None:
+    from ui.app import PICKER, picker_choices
+
+    big = BigCollection()
+    got = picker_choices(big, "topic 5", ["arxiv:2401.00007"])
+    assert got[0] == ("Paper number 00007 on topic 7 (2024)", "arxiv:2401.00007")  # the selection stays first
+    assert len(got) == 1 + PICKER and all("topic" in name and "5" in name for name, _ in got[1:])
+    assert None not in big.limits and max(x for x in big.limits if x is not None) <= PICKER

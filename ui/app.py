@@ -144,6 +144,32 @@ def _user(request: gr.Request | None) -> str | None:
     return getattr(request, "username", None) if request is not None else None
 
 
+def table_page(engine: Any, query: str, offset: int) -> tuple[Any, str, int]:
+    """Rows of one page of the paper table (PAGE rows from `offset`), a label saying which, the offset used."""
+    query = (query or "").strip()
+    total = engine.count_papers(query)
+    offset = max(0, min(int(offset or 0), (total - 1) // PAGE * PAGE if total else 0))
+    shown = engine.list_papers(query, limit=PAGE, offset=offset)
+    rows = [[p["paper_id"], p["title"], p["authors"], p["year"] or "", p["categories"]] for p in shown]
+    what = f" matching “{html.escape(query)}”" if query else ""
+    label = f"Papers {offset + 1:,}–{offset + len(rows):,} of {total:,}{what}" if rows else f"No papers{what}."
+    return rows or [[""] * len(TABLE_HEADERS)], label, offset
+
+
+def picker_choices(engine: Any, query: str, selected: list[str] | None) -> list[tuple[str, str]]:
+    """(label, paper_id) for the paper picker: the selected papers first, then up to PICKER matches of `query`."""
+    def label(p: dict[str, Any]) -> str:
+        return f"{p['title'][:90]} ({p['year'] or p['paper_id']})"
+
+    out: dict[str, str] = {}
+    for pid in dict.fromkeys(selected or []):
+        hit = [p for p in engine.list_papers(pid, limit=5) if p["paper_id"] == pid]
+        out[pid] = label(hit[0]) if hit else pid
+    for p in engine.list_papers((query or "").strip(), limit=PICKER):
+        out.setdefault(p["paper_id"], label(p))
+    return [(name, pid) for pid, name in out.items()]
+
+
 def build_app(engine: Any, access: SettingsAccess | None = None) -> gr.Blocks:
     """The Blocks app over a Paperchat engine (Settings read-only unless `access` allows)."""
     s = engine.settings
@@ -152,46 +178,20 @@ def build_app(engine: Any, access: SettingsAccess | None = None) -> gr.Blocks:
     max_turns = int(getattr(s, "max_turns", MAX_TURNS))
 
     # --- reads of the collection: one page at a time, searched on the server ------------
-    def table_page(query: str, offset: int) -> tuple[Any, str, int]:
-        """Rows of one page of the paper table, a label saying which, and the page's offset."""
-        query = (query or "").strip()
-        total = engine.count_papers(query)
-        offset = max(0, min(int(offset or 0), (total - 1) // PAGE * PAGE if total else 0))
-        shown = engine.list_papers(query, limit=PAGE, offset=offset)
-        rows = [[p["paper_id"], p["title"], p["authors"], p["year"] or "", p["categories"]] for p in shown]
-        what = f" matching “{html.escape(query)}”" if query else ""
-        label = (f"Papers {offset + 1:,}–{offset + len(rows):,} of {total:,}{what}" if rows
-                 else f"No papers{what}.")
-        return rows or [[""] * len(TABLE_HEADERS)], label, offset
-
-    def picker_choices(query: str, selected: list[str] | None) -> list[tuple[str, str]]:
-        """Papers for the picker: the selected ones first, then up to PICKER matches of what was typed."""
-        def label(p: dict[str, Any]) -> str:
-            return f"{p['title'][:90]} ({p['year'] or p['paper_id']})"
-
-        chosen = list(dict.fromkeys(selected or []))
-        out: dict[str, str] = {}
-        for pid in chosen:
-            hit = [p for p in engine.list_papers(pid, limit=5) if p["paper_id"] == pid]
-            out[pid] = label(hit[0]) if hit else pid
-        for p in engine.list_papers((query or "").strip(), limit=PICKER):
-            out.setdefault(p["paper_id"], label(p))
-        return [(name, pid) for pid, name in out.items()]
-
     def collection_views(query: str = "") -> tuple[Any, ...]:
-        rows, label, offset = table_page(query, 0)
+        rows, label, offset = table_page(engine, query, 0)
         examples = [[q] for q in engine.example_questions(4)]
         return (render.stats_markdown(engine.stats()), rows, label, offset, gr.update(choices=engine.categories()),
-                gr.update(choices=picker_choices("", [])), gr.update(samples=examples))
+                gr.update(choices=picker_choices(engine, "", [])), gr.update(samples=examples))
 
     def search_papers(query: str) -> tuple[Any, str, int]:
-        return table_page(query, 0)
+        return table_page(engine, query, 0)
 
     def turn_page(query: str, offset: int, step: int) -> tuple[Any, str, int]:
-        return table_page(query, int(offset or 0) + step)
+        return table_page(engine, query, int(offset or 0) + step)
 
     def find_papers(selected: list[str] | None, typed: gr.KeyUpData) -> Any:
-        return gr.update(choices=picker_choices(typed.input_value, selected))
+        return gr.update(choices=picker_choices(engine, typed.input_value, selected))
 
     # --- chat ------------------------------------------------------------------------
     def respond(message: str, state: ChatState | None, k: float, year_from: Any, year_to: Any,
