@@ -160,8 +160,14 @@ class SqliteBm25:
 
     @classmethod
     def empty(cls, directory: Path) -> SqliteBm25:
-        """The index in `directory`, created empty when missing."""
-        return cls(directory)
+        """The index in `directory`, created empty when missing; a damaged file is replaced by an empty one
+        (the Collection then re-indexes from Chroma, the source of truth)."""
+        try:
+            return cls(directory)
+        except sqlite3.DatabaseError:
+            for p in Path(directory).glob(f"{FILE}*"):
+                p.unlink(missing_ok=True)
+            return cls(directory)
 
     def close(self) -> None:
         with self._lock:

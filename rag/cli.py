@@ -225,7 +225,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print(f"problem: {p}")
     if h.problems and not args.no_repair and pc.collection.exists():
         h = pc.repair()
-        print("repaired: lexical index rebuilt from Chroma" + ("" if not h.problems else "; still: " + "; ".join(h.problems)))
+        print("repaired: lexical index brought in line with Chroma" + ("" if not h.problems else "; still: " + "; ".join(h.problems)))
     if h.incomplete:
         print(f"problem: {len(h.incomplete)} papers have chunks from an interrupted update "
               f"({', '.join(h.incomplete[:5])}); re-ingest their files to repair")

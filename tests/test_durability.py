@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from ingest.chunking import chunk_paper
-from ingest.collection import Collection
+from ingest.bm25sql import SqliteBm25
+from ingest.collection import ENGINES, Collection
 from ingest.lexical import Bm25Index, LexDoc
 from ingest.readers import Located, read_path
 from rag.cli import main
@@ -64,9 +65,27 @@ def embed(cache_dir: Path):  # type: ignore[no-untyped-def]
     return embedding_model(cache_dir)
 
 
-def engine(home: Path, embed) -> Paperchat:  # type: ignore[no-untyped-def]
+def engine(home: Path, embed, lexical: str = "sqlite") -> Paperchat:  # type: ignore[no-untyped-def]
     """A Paperchat sharing the loaded model (the index is what is under test)."""
-    return Paperchat.over(Collection(home, embed=embed), home=home)
+    return Paperchat.over(Collection(home, embed=embed, lexical_engine=ENGINES[lexical]), home=home,
+                          lexical_engine=lexical)
+
+
+QUERIES = ["knowledge distillation for speech recognition", "sparse attention study 12", "protein folding CASP",
+           "revised version out-of-distribution", "mixture of experts on ImageNet"]
+
+
+def assert_same_as_rebuild(pc: Paperchat, scratch: Path) -> None:
+    """The incremental index scores every query exactly as an index rebuilt from what Chroma holds."""
+    from ingest.collection import lexical_docs
+    from ingest.store import assemble_papers
+
+    fresh = SqliteBm25.empty(scratch).rebuild(lexical_docs(assemble_papers(pc.store.iter_chunks()).values()))
+    assert pc.lexical.fingerprint() == fresh.fingerprint()
+    for q in QUERIES:
+        got, want = dict(pc.lexical.search(q, 10_000)), dict(fresh.search(q, 10_000))
+        assert set(got) == set(want), q
+        assert all(abs(got[p] - want[p]) < 1e-4 for p in want), q
 
 
 def marker_of(home: Path) -> Path:
@@ -187,6 +206,8 @@ def test_kill_9_at_random_points_then_rerun_is_exact(tmp_path: Path, capsys: pyt
     assert report.added + report.updated + report.unchanged == N, log
     assert_exact(pc, v2)
     assert pc.count_papers() == N
+    assert_same_as_rebuild(pc, tmp_path / "rebuilt")
+    assert pc.lexical.pending() == []
     assert main(["doctor", "--home", str(home), "--no-repair"]) == 0, log
     assert capsys.readouterr().out.strip().endswith(f"ok: {N} papers, {pc.store.count()} chunks")
 
@@ -238,10 +259,12 @@ def test_long_lived_reader_picks_up_another_process_ingest(tmp_path: Path, embed
 
 
 def test_doctor_finds_and_repairs_bm25_disagreements(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch,
                                                      embed) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("PAPERCHAT_LEXICAL_ENGINE", "bm25s")  # the rebuilt engine (the CLI reads the setting)
     home = tmp_path / "home"
     f = write_jsonl(tmp_path / "c.jsonl", corpus(12))
-    pc = engine(home, embed)
+    pc = engine(home, embed, "bm25s")
     pc.ingest([f])
     lex_dir = home / "bm25" / "papers"
     ids = sorted(pc.lexical.paper_ids())
@@ -256,7 +279,7 @@ def test_doctor_finds_and_repairs_bm25_disagreements(tmp_path: Path, capsys: pyt
     assert "problem: 1 papers in the lexical index but not in Chroma (arxiv:9999.99999)" in out
     assert main(["doctor", "--home", str(home)]) == 0
     out = capsys.readouterr().out
-    assert "repaired: lexical index rebuilt from Chroma" in out
+    assert "repaired: lexical index" in out
     assert out.strip().endswith(f"ok: 12 papers, {pc.store.count()} chunks")
     # a stale fingerprint alone (same papers, other content) is found
     Bm25Index.empty(lex_dir).rebuild([LexDoc(pid, "text", 2024, ()) for pid in ids], "12-0", n)
@@ -284,3 +307,63 @@ def test_reader_never_removes_a_live_writers_marker(tmp_path: Path, embed) -> No
     assert pc.collection.marker.path.exists()
     assert reader.health().problems == ["lexical index is marked dirty (an ingest is running)"]
     pc.collection.marker.clear()
+
+
+def test_doctor_finds_and_repairs_incremental_index_disagreements(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                  embed) -> None:  # type: ignore[no-untyped-def]
+    from ingest.bm25sql import IndexDoc
+
+    home = tmp_path / "home"
+    f = write_jsonl(tmp_path / "c.jsonl", corpus(12))
+    pc = engine(home, embed)
+    pc.ingest([f])
+    lex_dir = home / "bm25" / "papers"
+    ids = sorted(pc.lexical.paper_ids())
+    lex = SqliteBm25.open(lex_dir)
+    lex.delete(ids[:2])
+    lex.add([IndexDoc("arxiv:9999.99999", "ghost paper", None, ())])
+    lex.add([IndexDoc(ids[5], "other text", None, (), content_hash="stale")])  # same paper, other content
+    capsys.readouterr()
+    assert main(["doctor", "--home", str(home), "--no-repair"]) == 1
+    out = capsys.readouterr().out
+    assert f"problem: 2 papers in Chroma missing from the lexical index ({ids[0]}, {ids[1]})" in out
+    assert "problem: 1 papers in the lexical index but not in Chroma (arxiv:9999.99999)" in out
+    assert "fingerprint" in out
+    assert main(["doctor", "--home", str(home)]) == 0
+    out = capsys.readouterr().out
+    assert "repaired: lexical index" in out and out.strip().endswith(f"ok: 12 papers, {pc.store.count()} chunks")
+    assert_same_as_rebuild(engine(home, embed), tmp_path / "rebuilt")
+    # a damaged index file is replaced and re-synced from Chroma
+    for p in lex_dir.glob("bm25.sqlite*"):
+        p.unlink()
+    (lex_dir / "bm25.sqlite").write_bytes(b"garbage" * 1000)
+    assert main(["doctor", "--home", str(home), "--no-repair"]) == 1
+    assert "lexical index missing or unreadable" in capsys.readouterr().out
+    assert main(["doctor", "--home", str(home)]) == 0
+    assert main(["doctor", "--home", str(home), "--no-repair"]) == 0
+
+
+def test_adding_papers_reads_and_rewrites_only_those_papers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            embed) -> None:  # type: ignore[no-untyped-def]
+    """Adding 5 papers to 60: no full read of Chroma, no rebuild, the other papers' index rows untouched."""
+    from ingest.store import ChunkStore
+
+    home = tmp_path / "home"
+    pc = engine(home, embed)
+    pc.ingest([write_jsonl(tmp_path / "a.jsonl", corpus(60))])
+    rows_before = SqliteBm25.open(home / "bm25" / "papers")._db.execute("SELECT doc, paper_id FROM docs").fetchall()
+
+    def forbidden(*a: object, **k: object) -> None:
+        raise AssertionError("a full read or rebuild during an incremental ingest")
+
+    monkeypatch.setattr(ChunkStore, "iter_chunks", forbidden)
+    monkeypatch.setattr(ChunkStore, "paper_hashes", forbidden)
+    monkeypatch.setattr(SqliteBm25, "rebuild", forbidden)
+    more = corpus(65)[60:]
+    report = pc.ingest([write_jsonl(tmp_path / "b.jsonl", more)])
+    assert (report.added, report.unchanged, pc.count_papers()) == (5, 0, 65)
+    rows_after = SqliteBm25.open(home / "bm25" / "papers")._db.execute("SELECT doc, paper_id FROM docs").fetchall()
+    assert set(rows_before) < set(rows_after) and len(rows_after) == 65
+    monkeypatch.undo()
+    assert_exact(pc, write_jsonl(tmp_path / "all.jsonl", corpus(65)))
+    assert_same_as_rebuild(pc, tmp_path / "rebuilt")
