@@ -273,7 +273,7 @@ class Collection:
         store = self._reader_store()
         current = self._lex
         if store is None:
-            self._lex = current or self._engine.empty(self.lexical_dir)
+            self._lex = current or Bm25Index.empty(self.lexical_dir)  # in memory: a reader creates no files
             return self._lex
         stored_fp = store.stored_fingerprint()
         if current is not None and stored_fp and current.fingerprint() == stored_fp and not self.marker.path.exists():
@@ -496,7 +496,7 @@ class Collection:
         papers = assemble_papers(store.iter_chunks())
         fp = fingerprint((p.paper_id, p.content_hash) for p in papers.values())
         n_chunks = store.count()
-        base = self._lex or self._engine.empty(self.lexical_dir)
+        base = self._lex if isinstance(self._lex, self._engine) else self._engine.empty(self.lexical_dir)
         return self._publish(store, base.rebuild(lexical_docs(papers.values()), fp, n_chunks))
 
     # --- doctor ------------------------------------------------------------------
