@@ -218,7 +218,7 @@ def stage_slice(a: argparse.Namespace, res: Results) -> None:
         return
     data = a.work / "slice-2000.jsonl"
     n = write_slice(a.records, data, 0, a.slice)
-    rows = {}
+    rows: dict[str, Any] = {}
     for name, code in (("paperchat", None), ("plain llama-index", PLAIN)):
         home = a.work / f"slice-{name.split()[0]}"
         shutil.rmtree(home, ignore_errors=True)

@@ -413,7 +413,7 @@ class Collection:
         with self._writer:
             store = self.store
             if self._journalled():
-                lex = self._repair_locked(store) if self._consistent_base(store) is None else self._writable()
+                lex: Any = self._repair_locked(store) if self._consistent_base(store) is None else self._writable()
                 lex.begin(list(paper_ids))
                 self.marker.write()
                 n = store.delete_papers(list(paper_ids))
