@@ -247,8 +247,6 @@ def query_child(engine: str, d: Path, queries_file: Path, k: int) -> dict[str, A
     base = rss_mb()
     t = time.perf_counter()
     e = make(engine, d)
-    if engine == "bm25s":
-        e.lex.load()  # type: ignore[attr-defined]
     queries = json.loads(queries_file.read_text())
     e.search(queries[0], k)
     open_s = time.perf_counter() - t
