@@ -12,6 +12,7 @@ empty and it finds no nodes (llama_index #20601); we build BM25 from the stored 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import time
@@ -89,6 +90,7 @@ class Bm25Index:
         self._cats = list(cats)
         self._fp = fingerprint
         self._n_chunks = n_chunks
+        self._row: dict[str, int] | None = None  # paper id -> document number, built at first coverage()
 
     # --- opening -----------------------------------------------------------
     @classmethod
@@ -137,6 +139,29 @@ class Bm25Index:
             wanted_ids = set(filters.paper_ids)
             keep &= np.array([p in wanted_ids for p in self._ids], dtype=bool)
         return keep.astype(np.float32)
+
+    def coverage(self, words: Sequence[str], paper_ids: Sequence[str]) -> dict[str, float]:
+        """IDF-weighted share of `words` (stemmed like the index) that each paper's title + abstract contains.
+
+        A word absent from the collection weighs the most (df 0), so rare words of an off-collection
+        question pull coverage down. Read from the posting lists (CSC columns): no text needed."""
+        stems = set(_stemmer().stemWords([w.lower() for w in words]))  # type: ignore[attr-defined]
+        if not stems or self._bm25 is None:
+            return {pid: 0.0 for pid in paper_ids}
+        if self._row is None:
+            self._row = {pid: i for i, pid in enumerate(self._ids)}
+        scores, vocab = self._bm25.scores, self._bm25.vocab_dict
+        n = len(self._ids)
+        rows = np.array([self._row.get(pid, -1) for pid in paper_ids])
+        got, total = np.zeros(len(rows)), 0.0
+        for stem in stems:
+            tid = vocab.get(stem)
+            lo, hi = (int(scores["indptr"][tid]), int(scores["indptr"][tid + 1])) if tid is not None else (0, 0)
+            idf = math.log(1 + (n - (hi - lo) + 0.5) / ((hi - lo) + 0.5))  # BM25's idf
+            total += idf
+            if hi > lo:
+                got += idf * np.isin(rows, scores["indices"][lo:hi])
+        return {pid: float(g / total) for pid, g in zip(paper_ids, got)}
 
     def search(self, query: str, k: int, filters: Filters = Filters()) -> list[tuple[str, float]]:
         """Top-k (paper_id, BM25 score) with score > 0, filters applied inside the scoring."""

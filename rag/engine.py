@@ -20,7 +20,7 @@ from ingest.filters import Filters
 from rag.answerers.base import Answerer
 from rag.answering import answer_stream, make_answer
 from rag.backend_config import embed_key, with_llm_fields
-from rag.relevance import ABSTAIN_TEXT, relevant  # noqa: F401 - re-exported for callers
+from rag.relevance import ABSTAIN_TEXT, fill_gate_inputs, relevant  # noqa: F401 - re-exported for callers
 from rag.settings import Settings, validated
 from rag.types import Answer, Evidence, Source
 
@@ -193,7 +193,8 @@ class Paperchat:
         if not self.collection.exists():
             return []
         rerank = b.settings.reranker != "none"
-        hits = self.retriever(mode, filters, max(k, 20) if rerank else k).hits(question)
+        retriever = self.retriever(mode, filters, max(k, 20) if rerank else k)
+        hits = retriever.hits(question)
         if not hits:
             return []
         papers = self.collection.papers([h.paper_id for h in hits])
@@ -204,7 +205,11 @@ class Paperchat:
                 continue
             out.append(Source(n=len(out) + 1, paper_id=h.paper_id, title=p.title, score=round(h.score, 6),
                               text=p.abstract, url=p.url, authors=p.authors, year=p.year,
-                              date=p.date, categories=p.categories, dense=round(h.dense, 4)))
+                              date=p.date, categories=p.categories, dense=round(h.dense, 4),
+                              lexical=round(h.lexical, 4)))
+        fill_gate_inputs(question, out, self.collection.lexical,  # inputs of the relevance gate
+                         lambda text, ids: retriever.dense(self.collection.embed.get_query_embedding(text),
+                                                           Filters(paper_ids=tuple(ids))))
         if rerank:
             def make() -> Any:
                 from rag.retrieval.rerank import make_reranker

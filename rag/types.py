@@ -20,6 +20,9 @@ class Source:
     date: str = ""
     categories: str = ""
     dense: float = 0.0  # best chunk cosine with the question
+    lexical: float = 0.0  # BM25 score of the paper (title + abstract)
+    coverage: float = 0.0  # IDF-weighted share of the question's content words the paper contains (0..1)
+    focus: float = 0.0  # best chunk cosine with the question's content words alone (phrasing stripped)
 
 
 @dataclass
