@@ -76,12 +76,15 @@ def main() -> int:
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--check", default="", help="held-out sets for false abstention: seed, pubmedqa (comma-separated)")
     ap.add_argument("--out", type=Path, help="write the table as Markdown")
+    ap.add_argument("--corpus", action="append", default=[], metavar="NAME=PATH",
+                    help="ask a collection's questions over another corpus file (e.g. a SciFact subset)")
     args = ap.parse_args()
     from rag.relevance import COVERAGE_WEIGHT, MIN_EVIDENCE
     from rag.settings import Settings
 
     rows = [json.loads(line) for line in open(args.dev, encoding="utf-8") if line.strip()]
-    engines = {name: engine(args.home, name, CORPORA[name]) for name in sorted({r["collection"] for r in rows})}
+    corpora = {**CORPORA, **{k: [Path(v)] for k, _, v in (c.partition("=") for c in args.corpus)}}
+    engines = {name: engine(args.home, name, corpora[name]) for name in sorted({r["collection"] for r in rows})}
     for r in rows:
         r["feats"], r["old"] = probe(engines[r["collection"]], r["question"], args.k)
     grid = []
@@ -96,6 +99,7 @@ def main() -> int:
     n_ans = sum(r["answerable"] for r in rows)
     lines = [f"# Relevance gate calibration ({args.dev.name}: {len(rows)} questions, {n_ans} answerable, "
              f"{len(rows) - n_ans} off-collection; top {args.k} sources)", "",
+             "Corpora: " + ", ".join(f"{n} = {', '.join(str(p) for p in corpora[n])}" for n in engines), "",
              "| collection | answerable | off-collection |", "|---|---|---|"]
     for name in engines:
         sub = [r for r in rows if r["collection"] == name]

@@ -19,8 +19,8 @@ from rag.text import STOP, terms
 from rag.types import Source
 
 ABSTAIN_TEXT = "I found nothing in the indexed papers that answers this question."
-COVERAGE_WEIGHT = 0.4
-MIN_EVIDENCE = 0.64
+COVERAGE_WEIGHT = 0.3
+MIN_EVIDENCE = 0.59
 # How a question is asked rather than what it is about: never required of a paper.
 QUESTION_WORDS = frozenset(
     "know known happen happens happening work works paper papers article articles study studies research evidence "

@@ -40,8 +40,8 @@ class Settings(BaseSettings):
     lexical_engine: Literal["sqlite", "bm25s"] = Field(
         "sqlite", description="BM25 engine: 'sqlite' (incremental: adding N papers costs time ~ N) or 'bm25s' "
                               "(rebuilt in full after each ingest). Same tokens and scores.")
-    min_relevance: float = Field(0.35, description="Abstain when the best paper's dense cosine is below this "
-                                 "(and up to 0.10 above it unless an abstract has half the question's terms).")
+    min_relevance: float = Field(0.25, description="Abstain unless a retrieved paper has a dense cosine of at least "
+                                 "this and dense + 0.3 x term coverage >= 0.59 (rag/relevance.py).")
     reranker: Literal["none", "cross-encoder", "llm"] = Field("none", description="Rerank step after fusion.")
     reranker_path: Path | None = Field(None, description="Local path of a sentence-transformers CrossEncoder.")
 
