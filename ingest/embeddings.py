@@ -1,4 +1,9 @@
-"""Embedding models behind llama-index's BaseEmbedding, with a content-hash cache on disk."""
+"""The bundled embedding model with a content-hash cache on disk; llama-index's BaseEmbedding on request.
+
+`LocalEmbedding` is a plain class (no llama-index import: `paperchat ask` starts ~2 s sooner on a slow
+CPU without llama_index.core); `LocalEmbedding.as_llama()` wraps it as a llama-index BaseEmbedding, and
+`CachedEmbedding` (the base of the remote embedding client) is one, built on first access.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +19,6 @@ from typing import Any, Literal
 import logging
 
 import numpy as np
-from llama_index.core.base.embeddings.base import BaseEmbedding
-from llama_index.core.bridge.pydantic import PrivateAttr
 
 log = logging.getLogger(__name__)
 
@@ -100,28 +103,64 @@ class EmbeddingCache:
             self._db.commit()
 
 
-class CachedEmbedding(BaseEmbedding):
-    """A llama-index embedding whose document vectors go through an EmbeddingCache; subclasses encode."""
+@lru_cache(maxsize=1)
+def _cached_embedding_class() -> type:
+    """CachedEmbedding, defined on first use so that importing this module never imports llama-index."""
+    from llama_index.core.base.embeddings.base import BaseEmbedding
+    from llama_index.core.bridge.pydantic import PrivateAttr
 
-    _cache: EmbeddingCache | None = PrivateAttr(default=None)
+    class CachedEmbedding(BaseEmbedding):
+        """A llama-index embedding whose document vectors go through an EmbeddingCache; subclasses encode."""
 
-    def _encode(self, texts: list[str]) -> list[list[float]]:
-        raise NotImplementedError
+        _cache: EmbeddingCache | None = PrivateAttr(default=None)
 
-    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return self._cache.cached(texts, self._encode) if self._cache else self._encode(texts)
+        def _encode(self, texts: list[str]) -> list[list[float]]:
+            raise NotImplementedError
 
-    def _get_text_embedding(self, text: str) -> list[float]:
-        return self._get_text_embeddings([text])[0]
+        def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+            return self._cache.cached(texts, self._encode) if self._cache else self._encode(texts)
 
-    def _get_query_embedding(self, query: str) -> list[float]:
-        return self._encode([query])[0]
+        def _get_text_embedding(self, text: str) -> list[float]:
+            return self._get_text_embeddings([text])[0]
 
-    async def _aget_query_embedding(self, query: str) -> list[float]:
-        return self._get_query_embedding(query)
+        def _get_query_embedding(self, query: str) -> list[float]:
+            return self._encode([query])[0]
 
-    async def _aget_text_embedding(self, text: str) -> list[float]:
-        return self._get_text_embedding(text)
+        async def _aget_query_embedding(self, query: str) -> list[float]:
+            return self._get_query_embedding(query)
+
+        async def _aget_text_embedding(self, text: str) -> list[float]:
+            return self._get_text_embedding(text)
+
+    return CachedEmbedding
+
+
+def __getattr__(name: str) -> Any:
+    if name == "CachedEmbedding":
+        return _cached_embedding_class()
+    raise AttributeError(name)
+
+
+def _llama_adapter(local: Any) -> Any:
+    """A llama-index BaseEmbedding that delegates to a LocalEmbedding (same cache, same model)."""
+    from llama_index.core.bridge.pydantic import PrivateAttr
+
+    base = _cached_embedding_class()
+
+    class LocalLlamaEmbedding(base):  # type: ignore[misc, valid-type]
+        _local: Any = PrivateAttr(default=None)
+
+        @classmethod
+        def class_name(cls) -> str:
+            return "PaperchatLocalEmbedding"
+
+        def _encode(self, texts: list[str]) -> list[list[float]]:
+            return self._local._encode(texts)
+
+    out = LocalLlamaEmbedding(model_name=local.model_name, embed_batch_size=local.embed_batch_size)
+    out._local = local
+    out._cache = local._cache
+    return out
 
 
 def resolve_precision(precision: str) -> str:
@@ -133,36 +172,55 @@ def resolve_precision(precision: str) -> str:
     return "bf16" if native_bf16() else "int8"
 
 
-class LocalEmbedding(CachedEmbedding):
+class LocalEmbedding:
     """The bundled all-MiniLM-L6-v2, normalised, cached by content hash (torch or int8 ONNX for bulk, ONNX for queries).
 
-    Not llama-index's HuggingFaceEmbedding: it encodes in batches of 10 without length sorting and
-    its import chain costs ~7.6 s here; see ingest/encoders.py for why not sentence-transformers either.
+    The embedding calls of llama-index's BaseEmbedding (get_query_embedding, get_text_embedding(_batch)),
+    without its import; `as_llama()` for a real one. Not llama-index's HuggingFaceEmbedding: it encodes in
+    batches of 10 without length sorting and its import chain costs ~7.6 s here; see ingest/encoders.py for
+    why not sentence-transformers either.
     """
 
-    model_path: str = ""
-    batch_size: int = 16
-    precision: Literal["auto", "fp32", "bf16", "int8"] = "auto"
-    dim: int = BUNDLED_DIM
-    _torch: Any = PrivateAttr(default=None)
-    _int8: Any = PrivateAttr(default=None)
-    _cache_dir: Path | None = PrivateAttr(default=None)
-    _onnx: Any = PrivateAttr(default=None)
-    _export: Any = PrivateAttr(default=None)
-    _lock: Any = PrivateAttr(default_factory=threading.Lock)
-
-    def __init__(self, cache_path: Path | None = None, **kw: Any) -> None:
-        kw.setdefault("model_name", BUNDLED_MODEL)
-        kw.setdefault("model_path", str(bundled_model_path()))
-        kw.setdefault("embed_batch_size", 256)
-        super().__init__(**kw)
+    def __init__(self, cache_path: Path | None = None, *, model_name: str = BUNDLED_MODEL,
+                 model_path: str | None = None, precision: Literal["auto", "fp32", "bf16", "int8"] = "auto",
+                 batch_size: int = 16, embed_batch_size: int = 256) -> None:
+        if precision not in ("auto", "fp32", "bf16", "int8"):
+            raise ValueError(f"precision must be auto, fp32, bf16 or int8, not {precision!r}")
+        self.model_name, self.precision = model_name, precision
+        self.model_path = model_path or str(bundled_model_path())
+        self.batch_size, self.embed_batch_size, self.dim = batch_size, embed_batch_size, BUNDLED_DIM
+        self._cache: EmbeddingCache | None = None
+        self._cache_dir: Path | None = None
+        self._torch: Any = None
+        self._int8: Any = None
+        self._onnx: Any = None
+        self._export: Any = None
+        self._lock = threading.Lock()
         if cache_path is not None:
             self._cache = EmbeddingCache(cache_path, self.model_name)
             self._cache_dir = cache_path.parent
 
-    @classmethod
-    def class_name(cls) -> str:
-        return "PaperchatLocalEmbedding"
+    # --- llama-index's embedding calls ------------------------------------------------
+    def get_query_embedding(self, query: str) -> list[float]:
+        return self._encode([query])[0]
+
+    def get_text_embedding(self, text: str) -> list[float]:
+        return self.get_text_embedding_batch([text])[0]
+
+    def get_text_embedding_batch(self, texts: list[str], show_progress: bool = False, **_: Any) -> list[list[float]]:
+        """Vectors for texts, from the cache where present (batches of embed_batch_size)."""
+        out: list[list[float]] = []
+        for i in range(0, len(texts), self.embed_batch_size):
+            part = list(texts[i:i + self.embed_batch_size])
+            out.extend(self._cache.cached(part, self._encode) if self._cache else self._encode(part))
+        return out
+
+    async def aget_query_embedding(self, query: str) -> list[float]:
+        return self.get_query_embedding(query)
+
+    def as_llama(self) -> Any:
+        """This model as a llama-index BaseEmbedding (e.g. for `Settings.embed_model`)."""
+        return _llama_adapter(self)
 
     def _model(self) -> Any:
         """The bulk (ingest) encoder: int8 ONNX where `precision` resolves to int8, else torch fp32/bf16."""
