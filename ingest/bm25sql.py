@@ -521,6 +521,35 @@ class SqliteBm25:
                 keep &= sub
         return keep
 
+    def coverage(self, words: Sequence[str], paper_ids: Sequence[str]) -> dict[str, float]:
+        """IDF-weighted share of `words` (tokenised like the index) that each paper contains, 0..1.
+
+        The relevance gate's lexical input (rag/relevance.py); same measure as Bm25Index.coverage: a word
+        absent from the collection weighs the most."""
+        with self._lock:
+            self._refresh()
+            terms = set(self._tok(" ".join(words)))
+            if not terms or not paper_ids:
+                return {pid: 0.0 for pid in paper_ids}
+            docs = dict(self._db.execute(f"SELECT paper_id, doc FROM docs WHERE paper_id IN "
+                                         f"({','.join('?' * len(paper_ids))})", list(paper_ids)).fetchall())
+            rows = np.array([docs.get(pid, -1) for pid in paper_ids], dtype=np.int64)
+            marks = ",".join("?" * len(terms))
+            tids = dict(self._db.execute(f"SELECT term, tid FROM terms WHERE term IN ({marks})", list(terms)).fetchall())
+            got, total = np.zeros(len(rows)), 0.0
+            for term in terms:
+                d = np.zeros(0, np.int32)
+                if term in tids:
+                    blocks = self._db.execute("SELECT docs FROM postings WHERE tid = ?", (tids[term],)).fetchall()
+                    if blocks:
+                        d = np.concatenate([np.frombuffer(r[0], np.int32) for r in blocks])
+                        d = d[self._alive_of(d)]
+                idf = math.log(1 + (self._n - len(d) + 0.5) / (len(d) + 0.5))
+                total += idf
+                if len(d):
+                    got += idf * np.isin(rows, d)
+            return {pid: float(g / total) for pid, g in zip(paper_ids, got)}
+
     def search(self, query: str, k: int, filters: Filters | None = None) -> list[tuple[str, float]]:
         """Top-k (paper_id, BM25 score) with score > 0, filters applied inside the scoring."""
         filters = filters or Filters()
