@@ -57,7 +57,13 @@ def probe(pc: Any, question: str, k: int) -> tuple[list[list[float]], bool]:
 
 
 def passes(feats: list[list[float]], min_rel: float, weight: float, thr: float) -> bool:
-    return any(d >= min_rel and d + weight * c >= thr for d, c in feats)
+    """rag.relevance.relevant() on (dense evidence, coverage) pairs."""
+    from rag.relevance import STANDOUT_MARGIN, STANDOUT_MIN
+
+    if any(d >= min_rel and d + weight * c >= thr for d, c in feats):
+        return True
+    close = sorted((d for d, _ in feats), reverse=True)
+    return len(close) >= 2 and close[0] >= max(STANDOUT_MIN, min_rel) and close[0] - close[1] >= STANDOUT_MARGIN
 
 
 def rates(rows: list[dict[str, Any]], min_rel: float, weight: float, thr: float) -> tuple[float, float]:

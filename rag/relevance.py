@@ -21,6 +21,10 @@ from rag.types import Source
 ABSTAIN_TEXT = "I found nothing in the indexed papers that answers this question."
 COVERAGE_WEIGHT = 0.3
 MIN_EVIDENCE = 0.59
+# A paper that stands out in meaning (cosine >= STANDOUT_MIN and STANDOUT_MARGIN above the next source) passes
+# without the words: PubMedQA questions are article titles whose words the abstracts often lack.
+STANDOUT_MIN = 0.45
+STANDOUT_MARGIN = 0.05
 # How a question is asked rather than what it is about: never required of a paper.
 QUESTION_WORDS = frozenset(
     "know known happen happens happening work works paper papers article articles study studies research evidence "
@@ -75,7 +79,11 @@ def evidence(source: Source, weight: float = COVERAGE_WEIGHT) -> float:
 
 def relevant(question: str, sources: list[Source], min_relevance: float, *, weight: float = COVERAGE_WEIGHT,
              min_evidence: float = MIN_EVIDENCE) -> bool:
-    """Whether some source is close enough in meaning and covers enough of the question's rare terms.
+    """Whether some source is close enough in meaning and covers enough of the question's rare terms, or one
+    paper stands out in meaning from the rest.
 
-    `question` is unused: the sources carry the gate's inputs (dense, coverage; see fill_coverage)."""
-    return any(closeness(s) >= min_relevance and evidence(s, weight) >= min_evidence for s in sources)
+    `question` is unused: the sources carry the gate's inputs (dense, focus, coverage; see fill_gate_inputs)."""
+    if any(closeness(s) >= min_relevance and evidence(s, weight) >= min_evidence for s in sources):
+        return True
+    close = sorted((closeness(s) for s in sources), reverse=True)  # standing out needs others to compare with
+    return len(close) >= 2 and close[0] >= max(STANDOUT_MIN, min_relevance) and close[0] - close[1] >= STANDOUT_MARGIN

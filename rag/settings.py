@@ -41,7 +41,7 @@ class Settings(BaseSettings):
         "sqlite", description="BM25 engine: 'sqlite' (incremental: adding N papers costs time ~ N) or 'bm25s' "
                               "(rebuilt in full after each ingest). Same tokens and scores.")
     min_relevance: float = Field(0.25, description="Abstain unless a retrieved paper has a dense cosine of at least "
-                                 "this and dense + 0.3 x term coverage >= 0.59 (rag/relevance.py).")
+                                 "this and dense + 0.3 x term coverage >= 0.59, or one paper stands out (rag/relevance.py).")
     reranker: Literal["none", "cross-encoder", "llm"] = Field("none", description="Rerank step after fusion.")
     reranker_path: Path | None = Field(None, description="Local path of a sentence-transformers CrossEncoder.")
 

@@ -27,6 +27,8 @@ CASES = [
     ("on-topic: dense 0.4, most terms", [src(0.4, 0.7)], True),
     ("the content words' cosine stands in for a diluted question", [src(0.2, 1.0, focus=0.37)], True),
     ("any one source suffices", [src(0.3, 0.1), src(0.45, 0.9)], True),
+    ("a paper standing out in meaning passes without the words", [src(0.5), src(0.44)], True),
+    ("close but not standing out: near-topic", [src(0.5), src(0.47)], False),
 ]
 
 
