@@ -382,3 +382,11 @@ def test_paper_picker_searches_as_you_type_and_keeps_the_selection() -> None:
     assert got[0] == ("Paper number 00007 on topic 7 (2024)", "arxiv:2401.00007")  # the selection stays first
     assert len(got) == 1 + PICKER and all("topic" in name and "5" in name for name, _ in got[1:])
     assert None not in big.limits and max(x for x in big.limits if x is not None) <= PICKER
+
+
+def test_year_fields_left_empty_or_zero_are_no_bound() -> None:
+    from ingest.filters import Filters
+    from ui.app import _filters
+
+    assert _filters(0, 0, None, ["p1"]) == Filters(None, None, (), ("p1",))  # an opened, untouched Number sends 0
+    assert _filters(2020, None, ["cs.LG"], None) == Filters(2020, None, ("cs.LG",), ())

@@ -118,7 +118,9 @@ class ChatState:
 
 
 def _int(x: Any) -> int | None:
-    return int(x) if x not in (None, "") else None
+    """A year bound from a Number field; empty or 0 (what an emptied field sends once the controls have been
+    opened in the browser) means no bound."""
+    return int(x) if x not in (None, "") and int(x) != 0 else None
 
 
 def _filters(year_from: Any, year_to: Any, categories: list[str] | None, papers: list[str] | None) -> Filters:
