@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import logging
 
@@ -182,7 +182,7 @@ class LocalEmbedding:
     """
 
     def __init__(self, cache_path: Path | None = None, *, model_name: str = BUNDLED_MODEL,
-                 model_path: str | None = None, precision: Literal["auto", "fp32", "bf16", "int8"] = "auto",
+                 model_path: str | None = None, precision: str = "auto",
                  batch_size: int = 16, embed_batch_size: int = 256) -> None:
         if precision not in ("auto", "fp32", "bf16", "int8"):
             raise ValueError(f"precision must be auto, fp32, bf16 or int8, not {precision!r}")
