@@ -225,6 +225,48 @@ def test_settings_test_connection_reports_a_dead_llm_without_breaking_chat(brows
     _ask(page, "How do deep networks grok?", 2)  # still answered: the configured backend did not change
 
 
+def test_collection_pages_and_the_picker_restricts_a_question(browser_page: Any) -> None:
+    """Server-side paging of the table; the picker searches as you type; a question restricted to the picked
+    paper cites only it. Prints how long each step took (the page must stay responsive)."""
+    page = browser_page
+    _open_tab(page, "Collection", "#pc-search")
+    page.fill("#pc-search input, #pc-search textarea", "")
+    page.wait_for_function("() => document.querySelector('#pc-page').innerText.includes('Papers 1–50 of 66')")
+    t = time.perf_counter()
+    page.click("#pc-next")
+    page.wait_for_function("() => document.querySelector('#pc-page').innerText.includes('Papers 51–66 of 66')")
+    next_s = time.perf_counter() - t
+    t = time.perf_counter()
+    page.fill("#pc-search input, #pc-search textarea", "always grok")
+    page.wait_for_function("() => document.querySelector('#pc-page').innerText.includes('of 1 matching')")
+    search_s = time.perf_counter() - t
+    assert GROK in page.locator("#pc-table").inner_text()
+    _open_tab(page, "Chat", "#pc-send")
+    page.get_by_text("Retrieval controls").click()
+    box = page.locator("#pc-papers input")
+    box.wait_for(state="visible")
+    t = time.perf_counter()
+    box.click()
+    box.press_sequentially("Always Grok", delay=30)
+    option = page.get_by_role("option", name=GROK).first
+    option.wait_for(timeout=30_000)
+    picker_s = time.perf_counter() - t
+    option.click()
+    page.keyboard.press("Escape")  # close the options list; the chosen paper stays selected
+    page.screenshot(path=str(ARTIFACTS / "ui-picker.png"))
+    assert "Always Grok" in page.locator("#pc-papers").inner_text()
+    t = time.perf_counter()
+    try:
+        _ask(page, "Why does grokking happen in deep networks?", 3)
+    finally:
+        page.screenshot(path=str(ARTIFACTS / "ui-picker-answer.png"))
+    ask_s = time.perf_counter() - t
+    cited = page.locator("#pc-sources .pc-card")
+    assert cited.count() >= 1 and all(GROK in cited.nth(i).inner_text() for i in range(cited.count()))
+    print(f"\nUI timings: next page {next_s:.2f} s, table search {search_s:.2f} s, picker search {picker_s:.2f} s, "
+          f"restricted answer {ask_s:.2f} s")
+
+
 def test_no_request_left_the_machine(browser_page: Any) -> None:
     assert browser_page.outside_requests == []  # no Google Fonts, CDNs or analytics
     # the serve process (and the ONNX export it starts) tried no connect or lookup beyond loopback
