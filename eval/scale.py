@@ -47,10 +47,10 @@ from eval.metrics import percentile
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# child prelude: with PAPERCHAT_SCALE_POOL set, chunk vectors come from a pool of real vectors (+ noise)
+# child prelude: with SCALE_BENCH_POOL set, chunk vectors come from a pool of real vectors (+ noise)
 POOL = r'''
 import json, os, resource, sys, time
-pool = os.environ.get("PAPERCHAT_SCALE_POOL")
+pool = os.environ.get("SCALE_BENCH_POOL")
 if pool:
     import hashlib
     import numpy as np
@@ -133,7 +133,7 @@ def env_for(home: Path, cache: Path, pool: Path | None = None, url: str | None =
            "ANONYMIZED_TELEMETRY": "False", "PYTHONPATH": str(ROOT)}
     env.pop("PAPERCHAT_CHROMA_URL", None)
     if pool is not None:
-        env["PAPERCHAT_SCALE_POOL"] = str(pool)
+        env["SCALE_BENCH_POOL"] = str(pool)
     if url:
         env["PAPERCHAT_CHROMA_URL"] = url
     return env
