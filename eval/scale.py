@@ -378,12 +378,14 @@ def stage_kill(a: argparse.Namespace, res: Results) -> None:
         return
     home = a.work / "home"
     last = a.points[-1]
-    data = a.work / "kill-2000.jsonl"
-    n = write_slice(a.records, data, last + 100, last + 2100)
+    done = sorted(a.work.glob("kill-*.jsonl"))  # earlier kill runs' records are in the collection too
+    data = a.work / f"kill-{len(done)}.jsonl"
+    start = last + 100 + 2000 * len(done)
+    n = write_slice(a.records, data, start, start + 2000)
     if n < 2000:  # no records left past the last point: 2,000 renamed copies
         rows = [json.loads(line) for line in (a.work / "slice-2000.jsonl").open()]
-        data.write_text("".join(json.dumps({**r, "id": f"kill.{i:05d}", "title": r["title"] + " (kill)"}) + "\n"
-                                for i, r in enumerate(rows)))
+        data.write_text("".join(json.dumps({**r, "id": f"kill{len(done)}.{i:05d}", "title": r["title"] + " (kill)"})
+                                + "\n" for i, r in enumerate(rows)))
     pool = make_pool(a) if a.vectors == "recycled" else None
     env = env_for(home, a.work / "cache-kill", pool)
     proc = subprocess.Popen([sys.executable, "-c", CLI, "ingest", str(data), "--home", str(home), "--quiet"], env=env,
@@ -400,10 +402,12 @@ def stage_kill(a: argparse.Namespace, res: Results) -> None:
     proc.wait()
     log(f"kill: {'killed' if killed else 'finished before'} {delay:.1f} s after the first write; rerunning")
     r = cli(["ingest", str(data), "--home", str(home)], env)
-    files = [a.work / f"first-{last}.jsonl", a.work / "extra-100.jsonl", data]
+    files = [a.work / f"first-{last}.jsonl", a.work / "extra-100.jsonl", a.work / "server-extra-100.jsonl",
+             *done, data]
     want_papers, want_chunks = expected_counts([f for f in files if f.exists()])
     st = cli(["stats", "--json", "--home", str(home)], env_for(home, a.work / "cache"), progress=False)
-    stats = json.loads(st["stdout"][: st["stdout"].rindex("}") + 1][st["stdout"].index("{"):]) if "{" in st["stdout"] else {}
+    body = st["stdout"].strip().splitlines()[:-1]  # the last line is the child wrapper's own report
+    stats = json.loads("\n".join(body)) if body else {}
     doc = subprocess.run([sys.executable, "-m", "rag.cli", "doctor", "--no-repair", "--home", str(home)],
                          env=env_for(home, a.work / "cache"), cwd=ROOT, capture_output=True, text=True, check=False)
     row = {"killed": killed, "after_s": round(delay, 1), "rerun_s": r["wall_s"],
