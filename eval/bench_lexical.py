@@ -103,7 +103,7 @@ class Sqlite(Engine):
         from ingest.bm25sql import IndexDoc
 
         for i in range(0, len(docs), 256):  # the ingest pipeline's batch size
-            self.ix.add([IndexDoc(p, t) for p, t in docs[i:i + 256]])
+            self.ix.add([IndexDoc(p, t, None, ()) for p, t in docs[i:i + 256]])
 
     def delete(self, ids: Sequence[str]) -> None:
         self.ix.delete(ids)

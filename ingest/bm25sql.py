@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from ingest.lexical import Filters
+from ingest.lexical import Filters, LexDoc, doc_of
 
 K1, B = 1.5, 0.75  # bm25s defaults (method "lucene")
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
@@ -58,27 +58,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITH
 FILE = "bm25.sqlite"
 
 
-@dataclass(frozen=True)
-class IndexDoc:
-    """One paper as the lexical index stores it (any object with these attributes will do; the last two
-    are optional)."""
-
-    paper_id: str
-    text: str  # title + abstract
-    year: int | None = None
-    categories: tuple[str, ...] = ()
-    content_hash: str = ""
-    n_chunks: int = 1
-    title: str = ""
-    authors: str = ""
-    date: str = ""
-    url: str | None = None
-
-
-def doc_of(paper: Any) -> IndexDoc:
-    """The index document of a stored paper (ingest.store.StoredPaper or anything with its attributes)."""
-    return IndexDoc(paper.paper_id, f"{paper.title}. {paper.abstract}", paper.year, tuple(str(paper.categories).split()),
-                    paper.content_hash, 1, paper.title, paper.authors, paper.date or "", paper.url)
+IndexDoc = LexDoc  # one document type for both lexical engines
 
 
 @dataclass

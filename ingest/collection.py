@@ -28,7 +28,7 @@ from typing import Any
 
 from ingest.bm25sql import SqliteBm25
 from ingest.filters import Filters
-from ingest.lexical import Bm25Index, LexDoc, LexicalIndex
+from ingest.lexical import Bm25Index, LexDoc, LexicalIndex, doc_of
 from ingest.store import ChunkRow, ChunkStore, StoredPaper, assemble_papers, fingerprint, fingerprint_update, make_client
 
 ENGINES: dict[str, Any] = {"sqlite": SqliteBm25, "bm25s": Bm25Index}
@@ -174,8 +174,7 @@ class WriterLock:
 def lexical_docs(papers: Iterable[StoredPaper]) -> list[LexDoc]:
     """What the lexical index holds for each paper: title and abstract, year and categories for filters
     (and the version and table columns an incremental engine keeps)."""
-    return [LexDoc(p.paper_id, f"{p.title}. {p.abstract}", p.year, tuple(p.categories.split()), p.content_hash, 1,
-                   p.title, p.authors, p.date, p.url) for p in papers]
+    return [doc_of(p) for p in papers]
 
 
 class Collection:

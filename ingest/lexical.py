@@ -45,6 +45,12 @@ class LexDoc:
     url: str | None = None
 
 
+
+def doc_of(paper: Any) -> LexDoc:
+    """The lexical document of a stored paper (ingest.store.StoredPaper or anything with its attributes)."""
+    return LexDoc(paper.paper_id, f"{paper.title}. {paper.abstract}", paper.year, tuple(str(paper.categories).split()),
+                  paper.content_hash, 1, paper.title, paper.authors, paper.date or "", paper.url)
+
 @runtime_checkable
 class LexicalIndex(Protocol):
     """What a Collection needs from a lexical engine (BM25 today; an incremental engine can replace it).
