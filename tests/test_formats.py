@@ -225,6 +225,21 @@ def test_bibtex_in_other_encodings(tmp_path: Path, encoding: str) -> None:
     assert len(notices) == 1 and ("cp1252" in notices[0] or "UTF-16" in notices[0])
 
 
+def test_medline_record_across_a_late_encoding_switch(tmp_path: Path) -> None:
+    """The 'not UTF-8 from line N' notice met inside a MEDLINE record neither ends the record nor loses a line."""
+    records = [f"PMID- {i}\nTI  - Paper number {i}\nAB  - Abstract of paper {i}, long enough to be kept.\n"
+               for i in range(1, 1001)]  # > 64 KB of ASCII before the first cp1252 byte
+    records[899] = records[899] + "      It ends in a café.\n"
+    f = tmp_path / "late.nbib"
+    f.write_bytes("\n".join(records).encode("cp1252"))
+    items = list(read_path(f))
+    assert not [it for it in items if isinstance(it, Rejection)]
+    assert [str(it) for it in items if isinstance(it, Notice)] == [
+        f"{f}: not UTF-8 from line 3600: read as cp1252 (detected by charset-normalizer)"]
+    papers = [it.paper for it in items if isinstance(it, Located)]
+    assert len(papers) == 1000 and papers[899].abstract.endswith("long enough to be kept. It ends in a café.")
+
+
 def test_no_reader_needs_the_network(network_guard: NetworkGuard) -> None:
     """PubMed XML names its DTD by URL: it must never be fetched (nor anything else)."""
     items = [it for name in SAMPLES for it in read_path(DATA / name)]

@@ -1,9 +1,11 @@
-"""What every reader yields (papers, rejections, notices), and reading a whole file as text."""
+"""What every reader yields (papers, rejections, notices), and reading a file as text: whole, or line by line."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from ingest.readers.textio import (
     GZIP_ERRORS,
@@ -14,6 +16,7 @@ from ingest.readers.textio import (
     decode_line,
     detect_encoding,
     guess_legacy,
+    iter_lines,
     mb,
     read_bounded,
 )
@@ -56,6 +59,29 @@ class Notice:
 
 
 Item = Located | Rejection | Notice
+
+
+class Text(NamedTuple):
+    """One readable line of a file (newline removed) and its 1-based number."""
+
+    lineno: int
+    text: str
+
+
+def read_lines(path: Path) -> Iterator[Text | Notice | Rejection]:
+    """Every line of a plain or gzipped file for a line-oriented reader (JSONL, CSV, RIS, MEDLINE).
+
+    A line's warning (bytes replaced, encoding chosen) comes first as a Notice; a line that could not be read
+    (too large, corrupt gzip, file too large) is a Rejection naming file:line and is not yielded as Text.
+    """
+    where = str(path)
+    for line in iter_lines(path):
+        if line.warning:
+            yield Notice(where, line.lineno or None, line.warning)
+        if line.error:
+            yield Rejection(where, line.lineno, line.error)
+        elif line.text is not None:
+            yield Text(line.lineno, line.text)
 
 
 COMPOUND = (".gz",)

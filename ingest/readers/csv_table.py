@@ -9,9 +9,9 @@ import csv
 from collections.abc import Iterator
 from pathlib import Path
 
-from ingest.readers.base import Item, Located, Notice, Rejection
+from ingest.readers.base import Item, Located, Rejection, Text, read_lines
 from ingest.readers.mapping import has_paper_columns, paper_from_record
-from ingest.readers.textio import MAX_RECORD_BYTES, iter_lines
+from ingest.readers.textio import MAX_RECORD_BYTES
 
 csv.field_size_limit(MAX_RECORD_BYTES)
 
@@ -22,15 +22,13 @@ def read_csv(path: Path) -> Iterator[Item]:
     pending: list[Item] = []  # notices and refused lines met while the csv module pulls text
 
     def texts() -> Iterator[str]:
-        for line in iter_lines(path):
-            if line.warning:
-                pending.append(Notice(where, line.lineno or None, line.warning))
-            if line.error:
-                pending.append(Rejection(where, line.lineno, line.error))
-                yield "\n"  # keeps the csv module's line count on the file's lines (a blank row is skipped)
-                continue
-            if line.text is not None:
+        for line in read_lines(path):
+            if isinstance(line, Text):
                 yield line.text + "\n"
+                continue
+            pending.append(line)
+            if isinstance(line, Rejection):
+                yield "\n"  # keeps the csv module's line count on the file's lines (a blank row is skipped)
 
     source = texts()
     first = next(source, "")

@@ -7,8 +7,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from ingest.readers.base import Item, Located, Notice, Rejection, read_text
-from ingest.readers.textio import iter_lines
+from ingest.readers.base import Item, Located, Rejection, Text, read_lines, read_text
 from ingest.readers.mapping import paper_from_record
 
 _WS = re.compile(r"[ \t\n\r]*")
@@ -26,14 +25,12 @@ def read_jsonl(path: Path) -> Iterator[Item]:
     Raw control characters inside strings (tabs, NUL) are accepted here and cleaned later.
     """
     where = str(path)
-    for line in iter_lines(path):
-        lineno, text = line.lineno, line.text
-        if line.warning:
-            yield Notice(where, lineno or None, line.warning)
-        if line.error:
-            yield Rejection(where, lineno, line.error)
+    for line in read_lines(path):
+        if not isinstance(line, Text):
+            yield line
             continue
-        if not text or not text.strip():
+        lineno, text = line
+        if not text.strip():
             continue
         try:
             rec = json.loads(text, strict=False)

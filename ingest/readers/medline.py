@@ -7,8 +7,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from ingest.readers.base import Item, Located, Notice, Rejection
-from ingest.readers.textio import MAX_RECORD_BYTES, iter_lines, mb
+from ingest.readers.base import Item, Located, Rejection, Text, read_lines
+from ingest.readers.textio import MAX_RECORD_BYTES, mb
 from ingest.records import make_paper, person
 
 TAG = re.compile(r"^([A-Z][A-Z0-9]{0,3}) {0,3}- (.*)$")
@@ -81,13 +81,11 @@ def read_medline(path: Path) -> Iterator[Item]:
         except ValueError as exc:
             yield Rejection(where, start, f"PMID {' '.join(fields['PMID'])}: {exc}")
 
-    for line in iter_lines(path):
-        if line.warning:
-            yield Notice(where, line.lineno or None, line.warning)
-        if line.error:
-            yield Rejection(where, line.lineno, line.error)
+    for line in read_lines(path):
+        if not isinstance(line, Text):
+            yield line
             continue
-        text = (line.text or "").lstrip("\ufeff")
+        text = line.text.lstrip("\ufeff")
         if not text.strip():
             yield from finish()
             fields, last, size = {}, None, 0

@@ -11,8 +11,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from ingest.readers.base import Item, Located, Notice, Rejection, listed, source_prefix
-from ingest.readers.textio import MAX_RECORD_BYTES, iter_lines, mb
+from ingest.readers.base import Item, Located, Rejection, Text, listed, read_lines, source_prefix
+from ingest.readers.textio import MAX_RECORD_BYTES, mb
 from ingest.records import make_paper, person
 
 TAG = re.compile(r"^([A-Z][A-Z0-9])  -(?: (.*))?$")
@@ -76,13 +76,9 @@ def read_ris(path: Path) -> Iterator[Item]:
         except Exception as exc:  # noqa: BLE001 - rispy on a malformed record
             yield Rejection(where, start, f"malformed RIS record ({type(exc).__name__}: {exc})")
 
-    for line in iter_lines(path):
-        if line.warning:
-            yield Notice(where, line.lineno or None, line.warning)
-        if line.error:
-            yield Rejection(where, line.lineno, line.error)
-            continue
-        if line.text is None:
+    for line in read_lines(path):
+        if not isinstance(line, Text):
+            yield line
             continue
         text = line.text.lstrip("\ufeff")
         if START.match(text + " " if text.rstrip() == "TY  -" else text):
