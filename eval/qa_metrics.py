@@ -145,17 +145,7 @@ def lexical_faithfulness(answer: str, source_texts: Mapping[int, str], abstained
     A sentence with no (valid) citation counts as unsupported. None for abstentions and empty answers.
     `source_texts` maps the answer's `[n]` numbers to source texts.
     """
-    if abstained:
-        return None
-    cl = [(c, nums) for c, nums in claims(answer) if terms(c)]
-    if not cl:
-        return None
-    ok = 0
-    for text, nums in cl:
-        cited = [source_texts[n] for n in dict.fromkeys(nums) if n in source_texts]
-        if cited and claim_support(text, cited) >= threshold:
-            ok += 1
-    return ok / len(cl)
+    return _supported_share(answer, source_texts, abstained, claim_support, threshold, min_terms=1)
 
 
 def supported_claims(answer: str, source_texts: Mapping[int, str], abstained: bool,
@@ -165,9 +155,16 @@ def supported_claims(answer: str, source_texts: Mapping[int, str], abstained: bo
     counts as unsupported. None for abstentions and answers without claims."""
     from rag.verify import MIN_CLAIM_TERMS
 
+    return _supported_share(answer, source_texts, abstained, support, threshold, MIN_CLAIM_TERMS)
+
+
+def _supported_share(answer: str, source_texts: Mapping[int, str], abstained: bool,
+                     support: Callable[[str, Sequence[str]], float], threshold: float, min_terms: int) -> float | None:
+    """Share of the answer's claims of >= `min_terms` content terms with `support(claim, cited texts) >= threshold`;
+    a claim citing no known source is unsupported. None for abstentions and answers without such claims."""
     if abstained:
         return None
-    cl = [(c, nums) for c, nums in claims(answer) if len(terms(c)) >= MIN_CLAIM_TERMS]
+    cl = [(c, nums) for c, nums in claims(answer) if len(terms(c)) >= min_terms]
     if not cl:
         return None
     ok = 0
