@@ -7,6 +7,7 @@ import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -90,6 +91,22 @@ def sample_engine(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path):  #
     assert report.added == 65
     return pc
 
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Debian chromium driven by Playwright, one per test module (tests/browser_support.py)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser_support import ARTIFACTS, CHROMIUM, FLAGS, need_chromium
+
+    need_chromium()
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
 
 class NetworkGuard:
     """Records every outgoing socket connect; loopback and unix sockets only are allowed."""

@@ -11,8 +11,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import tempfile
 import time
@@ -21,19 +19,17 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import pytest
 
+from tests.browser_support import ARTIFACTS, Served, need_chromium, open_page, open_tab, paperchat_cmd, serve_env, upload
 from tests.conftest import ROOT
 from tests.test_llm_openai import FakeOpenAI
-from tests.test_ui_browser import ARTIFACTS, CHROMIUM, FLAGS, _free_port, _open_tab, _paperchat_cmd
 
 pytestmark = pytest.mark.slow
 
 KEY = "sk-operator-SECRET-7f3a9c1e5b"
 ENV_KEY = "sk-openai-env-SECRET-2d8e4f"
-NETGUARD = ROOT / "tests" / "data" / "netguard"
 
 PLANTED = [
     {"id": "planted-1", "title": "Zebra finch song learning needs auditory feedback",
@@ -55,58 +51,13 @@ PLANTED = [
 QUESTION = "What does zebra finch song learning depend on?"
 
 
-def _wait_up(proc: subprocess.Popen[bytes], url: str, log: Path, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"paperchat serve exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail("paperchat serve did not come up:\n" + log.read_text())
-        time.sleep(0.5)
-
-
-class Served:
-    """A `paperchat serve` subprocess over the planted papers, with its own home, log and network log."""
-
-    def __init__(self, root: Path, cache_dir: Path, args: list[str], extra_env: dict[str, str]) -> None:
-        self.root = root
-        self.netlog = root / "netlog.txt"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERCHAT_") and k != "OPENAI_API_KEY"}
-        env.update(PAPERCHAT_HOME=str(root / "pc"), PAPERCHAT_CACHE_DIR=str(cache_dir),
-                   PAPERCHAT_TEST_NETLOG=str(self.netlog), GRADIO_TEMP_DIR=str(root / "gradio"),
-                   PYTHONPATH=os.pathsep.join([str(NETGUARD), str(ROOT), env.get("PYTHONPATH", "")]))
-        papers = root / "planted.jsonl"
-        papers.write_text("".join(json.dumps(p) + "\n" for p in PLANTED), encoding="utf-8")
-        subprocess.run([*_paperchat_cmd(), "ingest", str(papers), "--quiet"], cwd=ROOT, env=env, check=True,
-                       capture_output=True, timeout=600)
-        env.update(extra_env)
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.log_path = root / "serve.log"
-        self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([*_paperchat_cmd(), "serve", "--port", str(self.port), *args], cwd=ROOT, env=env,
-                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
-        _wait_up(self.proc, self.url, self.log_path)
-
-    def stop(self, name: str) -> None:
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        self._log.close()
-        ARTIFACTS.mkdir(exist_ok=True)
-        (ARTIFACTS / f"serve-{name}.log").write_text(self.log_path.read_text())
-
-    def outside(self) -> str:
-        return self.netlog.read_text() if self.netlog.exists() else ""
+def _serve_planted(root: Path, cache_dir: Path, args: list[str], extra_env: dict[str, str]) -> Served:
+    """`paperchat serve` over the planted papers (ingested first, under the same network guard)."""
+    papers = root / "planted.jsonl"
+    papers.write_text("".join(json.dumps(p) + "\n" for p in PLANTED), encoding="utf-8")
+    subprocess.run([*paperchat_cmd(), "ingest", str(papers), "--quiet"], cwd=ROOT, env=serve_env(root, cache_dir),
+                   check=True, capture_output=True, timeout=600)
+    return Served(root, cache_dir, args, extra_env)
 
 
 @pytest.fixture(scope="module")
@@ -132,58 +83,21 @@ def _keyed_env(root: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def locked(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Iterator[Served]:
     """Auth + key, no --allow-settings."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed (make chromium)")
+    need_chromium()
     root = tmp_path_factory.mktemp("sec_locked")
-    s = Served(root, cache_dir, [], _keyed_env(root))
+    s = _serve_planted(root, cache_dir, [], _keyed_env(root))
     yield s
-    s.stop("locked")
+    s.stop("serve-locked.log")
 
 
 @pytest.fixture(scope="module")
 def open_settings(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Iterator[Served]:
     """Auth + key, with --allow-settings (alice is the admin, bob is not)."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed (make chromium)")
+    need_chromium()
     root = tmp_path_factory.mktemp("sec_open")
-    s = Served(root, cache_dir, ["--allow-settings"], _keyed_env(root))
+    s = _serve_planted(root, cache_dir, ["--allow-settings"], _keyed_env(root))
     yield s
-    s.stop("allow-settings")
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-def _page(browser: Any, served: Served, user: str | None = None) -> Any:
-    """A fresh browser context (its own cookies), signed in as `user`, recording requests that leave 127.0.0.1."""
-    ctx = browser.new_context(viewport={"width": 1400, "height": 950})
-    outside: list[str] = []
-
-    def record(req: Any) -> None:
-        host = urlparse(req.url).hostname
-        if req.url.startswith(("http:", "https:", "ws:", "wss:")) and host not in ("127.0.0.1", "localhost"):
-            outside.append(req.url)
-
-    ctx.on("request", record)
-    page = ctx.new_page()
-    page.set_default_timeout(60_000)
-    if user:
-        r = page.request.post(served.url + "login", form={"username": user, "password": f"{user}-pw"})
-        assert r.ok, r.text()
-    page.goto(served.url)
-    page.wait_for_selector("#pc-question textarea")
-    page.outside_requests = outside
-    return page
+    s.stop("serve-allow-settings.log")
 
 
 # Calls a Gradio event the way the page's own JavaScript does (queue/join, then the SSE result), with the
@@ -233,9 +147,9 @@ def _ask_backend(page: Any, turn: int) -> str:
 @pytest.mark.parametrize("user", ["bob", "alice"])
 def test_without_allow_settings_no_user_can_send_the_key_or_change_the_backend(
         browser: Any, locked: Served, listener: FakeOpenAI, user: str) -> None:
-    page = _page(browser, locked, user)
+    page = open_page(browser, locked, user)
     before = len(listener.requests)
-    _open_tab(page, "Settings", "#pc-test")
+    open_tab(page, "Settings", "#pc-test")
     assert page.locator("#pc-base-url textarea").is_disabled()  # read-only widgets
     assert page.locator("#pc-apply").count() == 0 or not page.locator("#pc-apply").is_visible()
     # the widgets are read-only, so force the values in and press Test connection
@@ -248,7 +162,7 @@ def test_without_allow_settings_no_user_can_send_the_key_or_change_the_backend(
     out_apply = _attack(page, listener.url, "pc-apply")
     assert "not applied" in out_apply and "operator" in out_apply, out_apply
     assert "HTTP" not in out_test[:8]
-    _open_tab(page, "Chat", "#pc-send")
+    open_tab(page, "Chat", "#pc-send")
     assert "extractive" in _ask_backend(page, 0)  # the backend did not change
     assert len(listener.requests) == before  # the listener was never contacted at all
     assert all(KEY not in h and ENV_KEY not in h for h in _seen_keys(listener))
@@ -259,14 +173,14 @@ def test_without_allow_settings_no_user_can_send_the_key_or_change_the_backend(
 
 def test_with_allow_settings_only_the_admin_switches_and_the_key_stays_home(
         browser: Any, open_settings: Served, listener: FakeOpenAI) -> None:
-    bob = _page(browser, open_settings, "bob")
+    bob = open_page(browser, open_settings, "bob")
     before = len(listener.requests)
     out = _attack(bob, listener.url, "pc-apply")
     assert "not applied" in out and len(listener.requests) == before  # a non-admin changes nothing
     bob.context.close()
 
-    alice = _page(browser, open_settings, "alice")
-    _open_tab(alice, "Settings", "#pc-test")
+    alice = open_page(browser, open_settings, "alice")
+    open_tab(alice, "Settings", "#pc-test")
     alice.wait_for_function("() => !document.querySelector('#pc-base-url textarea').disabled")
     alice.get_by_role("radio", name="openai").check()
     alice.fill("#pc-base-url textarea", listener.url)
@@ -286,7 +200,7 @@ def test_with_allow_settings_only_the_admin_switches_and_the_key_stays_home(
 
 # --- (b) planted Markdown, links and citations -------------------------------------------------------
 def test_planted_markup_renders_as_text_and_the_literal_2_cites_nothing(browser: Any, locked: Served) -> None:
-    page = _page(browser, locked, "bob")
+    page = open_page(browser, locked, "bob")
     page.fill("#pc-question textarea", QUESTION)
     page.click("#pc-send")
     page.wait_for_selector('#pc-chat a.pc-cite[href^="#pc-src-0-"]', timeout=120_000)
@@ -326,14 +240,12 @@ def test_foreign_host_header_is_refused(locked: Served) -> None:
 
 
 def test_uploads_leave_no_temp_files(browser: Any, locked: Served, tmp_path: Path) -> None:
-    from tests.test_ui_browser import _upload
-
-    page = _page(browser, locked, "bob")
+    page = open_page(browser, locked, "bob")
     f = tmp_path / "more.jsonl"
     f.write_text(json.dumps({"id": "up-1", "title": "Uploaded paper about sparrows",
                              "abstract": "Sparrows sing songs that differ between cities and forests."}) + "\n")
-    _open_tab(page, "Add papers", "#pc-add")
-    _upload(page, f)
+    open_tab(page, "Add papers", "#pc-add")
+    upload(page, f)
     page.click("#pc-add")
     page.wait_for_function("() => document.querySelector('#pc-report').innerText.includes('collection now')",
                            timeout=120_000)
