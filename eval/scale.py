@@ -17,6 +17,9 @@ short resumes where it stopped, because ingest skips papers already stored uncha
           another client added 100 papers
   kill    kill -9 of an ingest of 2,000 more records at a random point, rerun: exact paper and chunk counts
           (against a clean chunking of the records) and `paperchat doctor` ok
+  query   (not in the default list; measured on every run) the query process of the existing collection in
+          <work>/home: cold `paperchat ask` CPU time, peak RSS and wall (--repeat runs), hybrid p50/p95 and
+          RSS; --baseline-src DIR measures another commit's code the same way, interleaved
 
 --vectors recycled: chunk vectors are not computed by the model but reused from a pool of real MiniLM
 vectors (from the slice stage) with a little noise, so the Chroma, BM25 and query-side figures at 75k can
@@ -162,9 +165,12 @@ def timed_ingest(data: Path, home: Path, env: dict[str, str], url: str | None = 
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def query_process(home: Path, cache: Path, queries: list[str], url: str | None = None) -> dict[str, Any]:
+def query_process(home: Path, cache: Path, queries: list[str], url: str | None = None,
+                  src: Path = ROOT) -> dict[str, Any]:
+    """Hybrid retrieval timed in a new process (code from the source tree `src`)."""
+    env = {**env_for(home, cache, url=url), "PYTHONPATH": str(src)}
     out = subprocess.run([sys.executable, "-c", QUERY, str(home), url or "", json.dumps(queries)],
-                         env=env_for(home, cache, url=url), cwd=ROOT, capture_output=True, text=True, check=True,
+                         env=env, cwd=src, capture_output=True, text=True, check=True,
                          preexec_fn=normal_priority)
     r = json.loads(out.stdout.strip().splitlines()[-1])
     return {"papers": r["papers"], "open_s": round(r["open_s"], 2),
@@ -182,6 +188,21 @@ def cold_ask(home: Path, cache: Path) -> float:
                        capture_output=True, check=True, preexec_fn=normal_priority)
         best = min(best, time.perf_counter() - t)
     return round(best, 2)
+
+
+def cold_ask_usage(home: Path, cache: Path, src: Path = ROOT, question: str = QUERIES[0]) -> dict[str, float]:
+    """One `paperchat ask` in a new process (code from `src`): its wall time, CPU time (user + sys, all
+    threads) and peak RSS, from wait4: CPU and RSS do not depend on what else runs on the machine."""
+    env = {**env_for(home, cache), "PYTHONPATH": str(src)}
+    t = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "ask", question], env=env, cwd=src,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=normal_priority)
+    _, status, ru = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"paperchat ask failed (rc {proc.returncode}) with the code in {src}")
+    return {"wall_s": round(wall, 2), "cpu_s": round(ru.ru_utime + ru.ru_stime, 2), "rss_mb": round(ru.ru_maxrss / 1024)}
 
 
 def write_slice(src: Path, dst: Path, start: int, stop: int) -> int:
@@ -230,6 +251,45 @@ def stage_slice(a: argparse.Namespace, res: Results) -> None:
     rows["ratio_abstracts_per_s"] = round(rows["paperchat"]["abstracts_per_s"] / rows["plain llama-index"]["abstracts_per_s"], 2)
     rows["cpu"] = cpu_line()
     res.put("slice", rows)
+
+
+def stage_query(a: argparse.Namespace, res: Results) -> None:
+    """The query process on an existing collection (<work>/home, <work>/cache), measured every run.
+
+    Cold `paperchat ask` (CPU, peak RSS, wall; --repeat runs) and a query process (hybrid p50/p95, RSS).
+    With --baseline-src DIR (a source tree of another commit, e.g. from `git archive`), the same figures
+    for that code, interleaved run by run so that a changing load hits both sides alike."""
+    home, cache = a.work / "home", a.work / "cache"
+    if not home.exists():
+        raise SystemExit(f"{home} does not exist: run the grow stage first (or copy a home there)")
+    sides = {"now": ROOT, **({"baseline": a.baseline_src.resolve()} if a.baseline_src else {})}
+    firsts = sorted(a.work.glob("first-*.jsonl"), key=lambda f: int(f.stem.split("-")[1]))
+    queries = queries_for(firsts[-1]) if firsts else QUERIES * 2
+    asks: dict[str, list[dict[str, float]]] = {name: [] for name in sides}
+    procs: dict[str, list[dict[str, Any]]] = {name: [] for name in sides}
+    log(f"query: {len(sides)} side(s), {a.repeat} rounds ({cpu_line()})")
+    for _ in range(a.repeat):
+        for name, src in sides.items():
+            asks[name].append(cold_ask_usage(home, cache, src))
+        for name, src in sides.items():
+            if len(procs[name]) < 2:
+                procs[name].append(query_process(home, cache, queries, src=src))
+    rows: dict[str, Any] = {}
+    for name, src in sides.items():
+        runs = asks[name]
+        rows[name] = {
+            "src": str(src),
+            "cold_ask": {
+                "cpu_s_median": round(percentile([r["cpu_s"] for r in runs], 50), 2),
+                "cpu_s_min": min(r["cpu_s"] for r in runs),
+                "rss_mb_max": max(r["rss_mb"] for r in runs),
+                "wall_s_median": round(percentile([r["wall_s"] for r in runs], 50), 2),
+                "wall_s_min": min(r["wall_s"] for r in runs), "runs": runs},
+            "query": min(procs[name], key=lambda q: q["cpu_p95_ms"]),  # the less disturbed of two processes
+            "query_rss_mb_max": max(q["rss_mb"] for q in procs[name]),
+        }
+    rows["cpu"] = cpu_line()
+    res.put("query", rows)
 
 
 def make_pool(a: argparse.Namespace) -> Path:
@@ -444,13 +504,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stages", default="slice,grow,add100,server,kill")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--slice", type=int, default=2000, help="records in the plain-vs-paperchat slice (2000)")
+    p.add_argument("--repeat", type=int, default=5, help="cold asks per side in the query stage (5)")
+    p.add_argument("--baseline-src", type=Path, default=None,
+                   help="query stage: also measure this source tree (e.g. `git archive COMMIT | tar -x -C DIR`)")
     a = p.parse_args(argv)
     a.points = [int(x) for x in a.points.split(",")]
     a.work.mkdir(parents=True, exist_ok=True)
     res = Results(a.work / "results.json")
     log(cpu_line())
     stages = {"slice": stage_slice, "grow": stage_grow, "add100": stage_add100, "server": stage_server,
-              "kill": stage_kill}
+              "kill": stage_kill, "query": stage_query}
     for name in a.stages.split(","):
         if name in ("grow", "add100", "kill") and a.vectors == "recycled" or name == "add100":
             stage_slice(a, res)  # the pool and the from-scratch figure come from it

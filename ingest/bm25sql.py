@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from ingest.lexical import Filters, LexDoc, doc_of
+from ingest.lexical import Filters, LexDoc, doc_of, english_stopwords
 
 K1, B = 1.5, 0.75  # bm25s defaults (method "lucene")
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
@@ -81,9 +81,8 @@ class Tokenizer:
 
     def __init__(self) -> None:
         import Stemmer
-        from bm25s.stopwords import STOPWORDS_EN
 
-        self._stop = frozenset(STOPWORDS_EN)
+        self._stop = english_stopwords()
         self._stemmer = Stemmer.Stemmer("english")  # PyStemmer is not thread-safe: one per Tokenizer
         self._cache: dict[str, str] = {}
 

@@ -37,9 +37,9 @@ _TOKEN = re.compile(r"(?u)\b\w\w+\b")  # the BM25 index's token pattern
 
 def content_words(question: str) -> list[str]:
     """The question's words that a paper answering it should contain (stop and phrasing words dropped)."""
-    from bm25s.stopwords import STOPWORDS_EN  # words the BM25 index never saw: they must not count as rare
+    from ingest.lexical import english_stopwords  # words the BM25 index never saw: they must not count as rare
 
-    drop = STOP | QUESTION_WORDS | frozenset(STOPWORDS_EN)
+    drop = STOP | QUESTION_WORDS | english_stopwords()
     return [w for w in _TOKEN.findall(question.lower()) if w not in drop]
 
 

@@ -74,6 +74,20 @@ def test_tokenizer_matches_bm25s() -> None:
     assert Tokenizer()(text) == want
 
 
+def test_stopwords_are_bm25s_without_importing_it() -> None:
+    """The query path reads bm25s' stop words without `import bm25s` (which imports scipy: ~0.5 s, issue 15)."""
+    code = ("import sys; from ingest.bm25sql import Tokenizer; from rag.relevance import content_words; "
+            "Tokenizer()('the networks'); content_words('why do the networks grok?'); "
+            "print('bm25s' in sys.modules, 'scipy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+    from bm25s.stopwords import STOPWORDS_EN
+
+    from ingest.lexical import english_stopwords
+
+    assert english_stopwords() == frozenset(STOPWORDS_EN)
+
+
 def test_scores_equal_bm25s_after_adds_updates_and_deletes(tmp_path: Path) -> None:
     rnd = random.Random(7)
     ix = SqliteBm25.empty(tmp_path / "ix")
