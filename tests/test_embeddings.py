@@ -85,3 +85,13 @@ def test_precision_setting_reaches_the_model(monkeypatch: pytest.MonkeyPatch, tm
     monkeypatch.setenv("PAPERCHAT_EMBED_PRECISION", "half")
     with pytest.raises(ValueError, match="embed_precision"):
         Paperchat(home=tmp_path)
+
+
+def test_a_missing_query_onnx_is_exported_in_the_background(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A query process without the exported ONNX starts its export once (later processes skip torch);
+    the export itself is tested for real in test_onnx_query_copy_matches_torch."""
+    emb = LocalEmbedding(cache_path=tmp_path / "embeddings.sqlite")
+    started: list[bool] = []
+    monkeypatch.setattr(emb, "ensure_query_model", lambda: started.append(True) or setattr(emb, "_export", object()))
+    assert emb._query_encoder() is None and emb._query_encoder() is None
+    assert started == [True]
