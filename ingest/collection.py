@@ -319,6 +319,21 @@ class Collection:
             return list(lex.categories())
         return sorted({c for r in self._paper_table() for c in str(r["categories"]).split()})
 
+    def spread_titles(self, n: int) -> list[str]:
+        """Titles of up to `n` papers spread over the collection (deterministic); reads n rows, never the table."""
+        total = self.count_papers()
+        if not total or n < 1:
+            return []
+        step = max(1, total // n)
+        out: list[str] = []
+        for offset in range(0, total, step):
+            rows = self.list_papers("", limit=1, offset=offset)
+            if rows and rows[0]["title"]:
+                out.append(str(rows[0]["title"]))
+            if len(out) >= n:
+                break
+        return out
+
     def count_chunks(self) -> int:
         store = self._reader_store()
         return store.count() if store is not None else 0

@@ -1,0 +1,70 @@
+"""Retrieval over a Collection: fused paper hits as numbered Sources with the relevance gate's inputs, reranked."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ingest.collection import Collection
+from ingest.filters import Filters
+from rag.relevance import fill_gate_inputs
+from rag.retrieval.hybrid import HybridRetriever
+from rag.settings import Settings
+from rag.types import Source
+
+
+def hybrid_retriever(col: Collection, s: Settings, mode: str = "hybrid", filters: Filters | None = None,
+                     top_k: int | None = None) -> HybridRetriever:
+    """The paper-level fused retriever the settings describe, over the collection's current parts."""
+    return HybridRetriever(col.store, col.lexical, col.embed, mode=mode, top_k=top_k or s.top_k,
+                           candidates=s.candidates, fusion=s.fusion, rrf_k=s.rrf_k,
+                           weights=(s.dense_weight, s.lexical_weight), filters=filters or Filters())
+
+
+def focus(col: Collection, retriever: HybridRetriever, text: str, ids: list[str]) -> dict[str, float]:
+    """Best-chunk cosine of `text` for the papers `ids` (a gate input; {} when Chroma cannot say).
+
+    One query with the retriever's own filters, not a `paper_id $in` filter: embedded Chroma fails that
+    filtered query ("Error finding id") while another process writes (tests/test_durability.py)."""
+    from chromadb.errors import ChromaError
+
+    try:
+        scores = retriever.dense(col.embed.get_query_embedding(text), retriever.filters)
+    except ChromaError:  # the gate then uses the question's own cosine only
+        return {}
+    wanted = set(ids)
+    return {pid: s for pid, s in scores.items() if pid in wanted}
+
+
+def retrieve(col: Collection, settings: Settings, question: str, k: int | None = None,
+             filters: Filters | None = None, mode: str = "hybrid",
+             reranker: Callable[[], Any] = lambda: None) -> list[Source]:
+    """The top-k papers for a question as numbered sources (full abstracts).
+
+    `reranker()` gives the (cached) reranker when `settings.reranker` names one (falsy: none loaded)."""
+    k = k or settings.top_k
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    if not col.exists():
+        return []
+    rerank = settings.reranker != "none"
+    retriever = hybrid_retriever(col, settings, mode, filters, max(k, 20) if rerank else k)
+    hits = retriever.hits(question)
+    if not hits:
+        return []
+    papers = col.papers([h.paper_id for h in hits])
+    out: list[Source] = []
+    for h in hits:
+        p = papers.get(h.paper_id)
+        if p is None:
+            continue
+        out.append(Source(n=len(out) + 1, paper_id=h.paper_id, title=p.title, score=round(h.score, 6),
+                          text=p.abstract, url=p.url, authors=p.authors, year=p.year,
+                          date=p.date, categories=p.categories, dense=round(h.dense, 4),
+                          lexical=round(h.lexical, 4)))
+    fill_gate_inputs(question, out, col.lexical,  # inputs of the relevance gate
+                     lambda text, ids: focus(col, retriever, text, ids))
+    if rerank:
+        r = reranker()  # loaded once per settings, not per question
+        out = r.rerank(question, out)[:k] if r else out[:k]
+    return out
