@@ -258,7 +258,7 @@ class LocalEmbedding:
                 return None
         from ingest.encoders import encode_sorted
 
-        enc = OnnxEncoder(self.model_path, int8, threads=0)
+        enc = OnnxEncoder(self.model_path, int8, threads=0, spin=True)  # batches back to back (not re-measured)
         batch = 16
 
         class _Bulk:
