@@ -63,22 +63,9 @@ class Paperchat:
         """Answer with this backend object (tests, embedding applications); None rebuilds from the settings."""
         self._bundle = self._bundle.with_answerer(answerer)
 
-    # Older spellings some tests use to inject parts; they go through the swaps above.
-    @property
-    def _answerer(self) -> Answerer | None:
-        return self._bundle._parts.get("answerer")  # type: ignore[no-any-return]
-
-    @_answerer.setter
-    def _answerer(self, answerer: Answerer | None) -> None:
-        self.use_answerer(answerer)
-
-    @property
-    def _embed(self) -> Any:
-        return self.collection._embed
-
-    @_embed.setter
-    def _embed(self, embed: Any) -> None:
-        self.collection._embed = embed
+    # Older spellings tests use to inject parts (the answerer through the swap above, the model into the collection)
+    _answerer = property(lambda self: self._bundle._parts.get("answerer"), lambda self, a: self.use_answerer(a))
+    _embed = property(lambda self: self.collection._embed, lambda self, e: setattr(self.collection, "_embed", e))
 
     # --- components ------------------------------------------------------------------
     @property
