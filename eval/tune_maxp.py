@@ -1,0 +1,245 @@
+"""Sentence-level dense evidence (MaxP) vs the default chunk-level hybrid, on a BEIR split (prints a table).
+
+    python -m eval.tune_maxp --beir ../shared/data/scifact-train --split train --home /tmp/maxp/home
+
+Every chunk ingest makes is split into sentences with the ingest splitter (chunks are sentence-aligned, so these
+are the abstract's sentences) and each sentence is embedded as chunks are: `title. sentence`, with the
+project's ingest encoder (PAPERCHAT_EMBED_PRECISION applies). Sentence vectors are kept in --vectors
+(npy, keyed by the sentence texts and the precision) so variants re-run without embedding again.
+A paper's dense score is then its best sentence (MaxP), the mean of its two best sentences, or the mean of
+its best sentence and best chunk; each is fused with BM25 by the product's normalised-score fusion and
+compared with the product's own hybrid ranking (`Paperchat.retriever("hybrid")`) in the same run.
+Per-query nDCG@10 differences get a paired bootstrap 95% interval (noise on this query set).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eval.beir import find, load_qrels, load_queries
+from eval.metrics import ndcg_at_k, ranking_report
+from ingest.chunking import embed_text
+from ingest.sentences import split_sentences
+from ingest.store import paper_id_of
+from rag.retrieval.fusion import score_fusion
+
+
+def machine() -> str:
+    """CPU flags of interest and the load average, for the table's header."""
+    flags = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("flags"):
+            flags = line
+            break
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+    have = " ".join(f for f in wanted if f" {f}" in flags)
+    return f"cpu flags: {have or '(none of ' + ' '.join(wanted) + ')'}; loadavg {Path('/proc/loadavg').read_text().strip()}"
+
+
+def read_chunks(collection: Any, page: int = 500) -> tuple[list[str], list[str], list[str], np.ndarray]:
+    """(chunk ids, paper ids, embed texts' title, chunk texts) and the stored chunk vectors, all pages."""
+    ids: list[str] = []
+    titles: list[str] = []
+    texts: list[str] = []
+    vecs: list[np.ndarray] = []
+    offset = 0
+    while True:
+        got = collection.get(include=["documents", "metadatas", "embeddings"], limit=page, offset=offset)
+        if not got["ids"]:
+            break
+        ids.extend(got["ids"])
+        texts.extend(d or "" for d in got["documents"])
+        titles.extend(str(m.get("title", "")) for m in got["metadatas"])
+        vecs.append(np.asarray(got["embeddings"], dtype=np.float32))
+        offset += len(got["ids"])
+    return ids, titles, texts, np.concatenate(vecs)
+
+
+def sentence_units(corpus: Path, window_tokens: Any) -> tuple[list[str], list[str]]:
+    """(paper id, embed text) per sentence of every chunk ingest would make of the corpus."""
+    from ingest.chunking import chunk_paper
+    from ingest.readers import Located, read_path
+
+    pids: list[str] = []
+    units: list[str] = []
+    for item in read_path(corpus):
+        if not isinstance(item, Located):
+            continue
+        paper = item.paper
+        for node in chunk_paper(paper, window_tokens=window_tokens):
+            for s in split_sentences(node.text):
+                pids.append(paper.paper_id)
+                units.append(embed_text(paper.title, s))
+    return pids, units
+
+
+def sentence_vectors(pc: Any, units: list[str], folder: Path) -> tuple[np.ndarray, float | None]:
+    """Vectors for the sentence units, from folder/<key>.npy when present (else embedded and saved)."""
+    precision = pc.settings.embed_precision
+    from ingest.embeddings import resolve_precision
+
+    key = hashlib.sha256("\x1e".join([resolve_precision(precision), pc.embed.model_name, *units]).encode()).hexdigest()[:16]
+    path = folder / f"sentences-{key}.npy"
+    if path.exists():
+        return np.load(path), None
+    folder.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    vecs: list[list[float]] = []
+    step = 2048
+    for i in range(0, len(units), step):
+        vecs.extend(pc.embed.get_text_embedding_batch(units[i:i + step]))
+        print(f"  sentences embedded: {min(i + step, len(units))}/{len(units)} "
+              f"({time.perf_counter() - t:.0f} s)", file=sys.stderr, flush=True)
+    secs = time.perf_counter() - t
+    arr = np.asarray(vecs, dtype=np.float32)
+    np.save(path, arr)
+    return arr, secs
+
+
+def group(pids: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Unique papers, row order sorted by paper, and reduceat starts (rows must be reordered by `order`)."""
+    papers, inverse = np.unique(np.asarray(pids), return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    starts = np.searchsorted(inverse[order], np.arange(len(papers)))
+    return list(papers), order, starts
+
+
+def per_paper(sims: np.ndarray, order: np.ndarray, starts: np.ndarray, inverse_sorted: np.ndarray,
+              top2: bool = False) -> np.ndarray:
+    """Best (or mean of the best two) unit cosine per paper."""
+    s = sims[order]
+    best = np.maximum.reduceat(s, starts)
+    if not top2:
+        return best
+    # second best: mask one occurrence of the best per paper, take the max again (single-unit papers keep best)
+    is_best = s == best[inverse_sorted]
+    idx = np.flatnonzero(is_best)
+    _, first_of_paper = np.unique(inverse_sorted[idx], return_index=True)  # one best row per paper
+    first = np.zeros_like(is_best)
+    first[idx[first_of_paper]] = True
+    rest = np.where(first, -np.inf, s)
+    second = np.maximum.reduceat(rest, starts)
+    second = np.where(np.isfinite(second), second, best)
+    return (best + second) / 2
+
+
+def top_papers(scores: np.ndarray, papers: list[str], k: int) -> dict[str, float]:
+    """The k best papers as id -> score."""
+    idx = np.argpartition(-scores, min(k, len(scores) - 1))[:k]
+    return {papers[i]: float(scores[i]) for i in idx}
+
+
+def bootstrap_ci(diff: np.ndarray, n: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Paired bootstrap 95% interval of the mean of per-query differences."""
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), size=(n, len(diff)))].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--beir", type=Path, required=True)
+    ap.add_argument("--split", default="train")
+    ap.add_argument("--home", type=Path, required=True, help="collection home (kept between runs)")
+    ap.add_argument("--vectors", type=Path, help="sentence-vector cache folder (default: HOME/maxp)")
+    ap.add_argument("--limit", type=int, help="only the first N queries")
+    ap.add_argument("--out", type=Path, help="write the table as JSON")
+    args = ap.parse_args()
+    from rag.engine import Paperchat
+    from rag.settings import Settings
+
+    print(machine(), file=sys.stderr)
+    pc = Paperchat(home=args.home, collection="beir", cache_dir=Settings().cache_path.parent)
+    corpus = find(args.beir, "corpus.jsonl")
+    s_pids, units = sentence_units(corpus, pc.embed.window_tokens)  # embedded before ingest: see --help
+    s_vecs, secs = sentence_vectors(pc, units, args.vectors or args.home / "maxp")
+    pc.ingest([corpus], progress=True)
+    qrels = load_qrels(args.beir, args.split)
+    queries = load_queries(args.beir, set(qrels))
+    if args.limit:
+        queries = dict(list(queries.items())[: args.limit])
+
+    chunk_ids, titles, texts, chunk_vecs = read_chunks(pc.store.collection)
+    n_papers = len(set(s_pids))
+    print(f"{n_papers} papers, {len(chunk_ids)} chunks, {len(units)} sentences "
+          f"({len(units) / len(chunk_ids):.2f} per chunk); wordpieces: chunks "
+          f"{sum(pc.embed.window_tokens(embed_text(t, x)) for t, x in zip(titles, texts))}, "
+          f"sentences {sum(pc.embed.window_tokens(u) for u in units)}", file=sys.stderr)
+    if secs is not None:
+        print(f"sentence embedding: {secs:.1f} s, {len(units) / secs:.1f} sentences/s, "
+              f"{n_papers / secs:.2f} abstracts/s", file=sys.stderr)
+
+    c_papers, c_order, c_starts = group([paper_id_of(c) for c in chunk_ids])
+    s_papers, s_order, s_starts = group(s_pids)
+    if c_papers != s_papers:
+        raise SystemExit("chunk and sentence paper sets differ")
+    papers = c_papers
+    c_inv = np.repeat(np.arange(len(papers)), np.diff(np.append(c_starts, len(chunk_ids))))
+    s_inv = np.repeat(np.arange(len(papers)), np.diff(np.append(s_starts, len(units))))
+
+    s = pc.settings
+    cand, weights = s.candidates, [s.dense_weight, s.lexical_weight]
+    retr = pc.retriever("hybrid", top_k=100)
+    runs: dict[str, dict[str, list[str]]] = {}
+    dense_runs: dict[str, dict[str, list[str]]] = {}
+
+    def add(name: str, qid: str, dense: dict[str, float], lex: dict[str, float], w: list[float] | None = None,
+            extra: list[dict[str, float]] | None = None) -> None:
+        fused = score_fusion([dense, *(extra or []), lex], w or weights)
+        runs.setdefault(name, {})[qid] = [p for p, _ in fused[:100]]
+        dense_runs.setdefault(name, {})[qid] = sorted(dense, key=lambda p: -dense[p])[:100]
+
+    t = time.perf_counter()
+    for qid, text in queries.items():
+        q = np.asarray(pc.embed.get_query_embedding(text), dtype=np.float32)
+        lex = dict(pc.lexical.search(text, cand))
+        runs.setdefault("default (product hybrid)", {})[qid] = [h.paper_id for h in retr.hits(text, q.tolist())]
+        dense_runs.setdefault("default (product hybrid)", {})[qid] = sorted(
+            (d := retr.dense(q.tolist(), retr.filters)), key=lambda p: -d[p])[:100]
+        chunk = per_paper(chunk_vecs @ q, c_order, c_starts, c_inv)
+        sent = per_paper(s_vecs @ q, s_order, s_starts, s_inv)
+        sent2 = per_paper(s_vecs @ q, s_order, s_starts, s_inv, top2=True)
+        chunk_d = top_papers(chunk, papers, cand)
+        sent_d = top_papers(sent, papers, cand)
+        add("best chunk (exact search)", qid, chunk_d, lex)
+        add("best sentence (MaxP)", qid, sent_d, lex)
+        add("mean of 2 best sentences", qid, top_papers(sent2, papers, cand), lex)
+        add("mean(best sentence, best chunk)", qid, top_papers((sent + chunk) / 2, papers, cand), lex)
+        add("max(best sentence, best chunk)", qid, top_papers(np.maximum(sent, chunk), papers, cand), lex)
+        add("3-way: chunk 0.5 + sentence 0.5 + BM25 1", qid, chunk_d, lex, [0.5, 0.5, 1.0], [sent_d])
+        add("MaxP, dense 0.6 / BM25 0.4", qid, sent_d, lex, [0.6, 0.4])
+        add("MaxP, dense 0.4 / BM25 0.6", qid, sent_d, lex, [0.4, 0.6])
+    q_secs = time.perf_counter() - t
+
+    base = runs["default (product hybrid)"]
+    qids = [q for q in qrels if q in base]
+    base_nd = np.array([ndcg_at_k(base[q], qrels[q]) for q in qids])
+    table: dict[str, dict[str, float]] = {}
+    print(f"\n{machine()}\n{len(qids)} queries, {len(papers)} papers; queries scored in {q_secs:.1f} s")
+    print(f"{'variant (fused with BM25)':42} {'nDCG@10':>8} {'R@100':>7} {'MRR@10':>7} {'hit@1':>6} "
+          f"{'dense nDCG':>10} {'d nDCG vs default (95% CI)':>28}")
+    for name, r in runs.items():
+        m = ranking_report(r, qrels)
+        m["dense_ndcg@10"] = ranking_report(dense_runs[name], qrels)["ndcg@10"]
+        diff = np.array([ndcg_at_k(r[q], qrels[q]) for q in qids]) - base_nd
+        lo, hi = bootstrap_ci(diff)
+        m.update(delta=round(float(diff.mean()), 4), ci_lo=round(lo, 4), ci_hi=round(hi, 4))
+        table[name] = m
+        print(f"{name:42} {m['ndcg@10']:8.4f} {m['recall@100']:7.4f} {m['mrr@10']:7.4f} {m['hit@1']:6.3f} "
+              f"{m['dense_ndcg@10']:10.4f} {m['delta']:+8.4f} [{lo:+.4f}, {hi:+.4f}]")
+    if args.out:
+        args.out.write_text(json.dumps({"machine": machine(), "sentences": len(units), "chunks": len(chunk_ids),
+                                        "sentence_embed_seconds": secs, "rows": table}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
