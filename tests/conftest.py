@@ -11,6 +11,11 @@ from typing import Any
 
 import pytest
 
+# Before torch is imported (by any test module): OpenMP threads sleep when idle instead of spinning. On a loaded
+# 2-core machine the spinning cost ~10x the CPU of the forward passes themselves (100 short texts: 6.4 s of CPU
+# with 2 spinning threads, 0.6 s passive). Child processes inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "sample"
 SHARED = ROOT.parent / "shared"
@@ -63,6 +68,22 @@ def _scrubbed_env() -> Iterator[None]:
         for var in list(os.environ):
             if _leaky(var):
                 mp.delenv(var, raising=False)
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_model_per_session() -> Iterator[None]:
+    """Every LocalEmbedding in this process shares one loaded torch model (per path, precision and batch size),
+    and none starts the background ONNX export of the query model after an ingest: that is a child process
+    of ~20 s of CPU per session cache (tests/test_embeddings.py tests the export; queries here run on torch)."""
+    import functools
+
+    import ingest.encoders
+    from ingest.embeddings import LocalEmbedding
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ingest.encoders, "TorchEncoder", functools.lru_cache(maxsize=None)(ingest.encoders.TorchEncoder))
+        mp.setattr(LocalEmbedding, "ensure_query_model", lambda self: None)
         yield
 
 

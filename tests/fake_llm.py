@@ -96,7 +96,7 @@ class _Handler(BaseHTTPRequestHandler):
 def fake_llm() -> Iterator[FakeLLM]:
     """A running FakeLLM; stopped on exit."""
     srv = FakeLLM()
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)  # a quick shutdown()
     t.start()
     try:
         yield srv

@@ -47,7 +47,8 @@ class FakeOpenAI(ThreadingHTTPServer):
         self.models: list[str] = []  # served by GET /v1/models (404 when empty)
         self.requests: list[tuple[dict[str, str], dict[str, Any]]] = []
         self.release = threading.Event()
-        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        # a short poll: shutdown() waits up to one poll interval (0.5 s by default, paid by every test using one)
+        self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self.thread.start()
 
     @property

@@ -71,7 +71,7 @@ class Handler(BaseHTTPRequestHandler):
 def server() -> Iterator[Server]:
     srv = Server(("127.0.0.1", 0), Handler)
     srv.batch_sizes = []
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()  # a quick shutdown()
     yield srv
     srv.shutdown()
 
