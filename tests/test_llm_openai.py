@@ -106,9 +106,10 @@ class _Handler(BaseHTTPRequestHandler):
         if action == "status":  # arg: (status, headers, body)
             status, headers, text = arg
             self._send(status, text.encode(), headers)
-        elif action == "echo_auth":  # an error body that repeats the Authorization header back
+        elif action == "echo_auth":  # an error body that repeats the Authorization header back (retry at once:
+            # the client's default backoff would add ~3 s of sleeping to the key-leak test)
             self._send(arg, json.dumps({"error": {"message": f"bad key {self.headers.get('Authorization')}",
-                                                  "type": "invalid_request_error"}}).encode())
+                                                  "type": "invalid_request_error"}}).encode(), {"retry-after-ms": "1"})
         elif action == "hang":
             self.server.release.wait(arg)
         elif action == "malformed":
@@ -279,7 +280,7 @@ def test_retry_after_over_the_cap_falls_back_at_once(fake: FakeOpenAI) -> None:
 
 
 def test_persistent_500_gives_up_after_bounded_retries(fake: FakeOpenAI) -> None:
-    fake.script = [("status", (500, {}, '{"error": {"message": "boom"}}'))] * 5
+    fake.script = [("status", (500, {"retry-after-ms": "1"}, '{"error": {"message": "boom"}}'))] * 5  # no 1.5 s backoff
     with pytest.raises(AnswererError, match="HTTP 500.*after 3 attempts"):
         list(answerer(fake.url, llm_retries=2).stream("q?", SOURCES))
     assert len(fake.requests) == 3  # the client's own retries
