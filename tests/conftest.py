@@ -40,8 +40,11 @@ SLOW = {
                            "test_fp32_vectors_match_sentence_transformers",  # a second model stack
                            "test_bf16_vectors_match_fp32"},  # the model in two precisions, ~30 s at load 20
 }
-FAST_TIMEOUT, SLOW_TIMEOUT = 300, 1200  # seconds per test (pytest-timeout); a session fixture's build counts (a
-# shared 2-core machine at load 25 builds the sample engine in ~150 s; ~20 s when idle)
+FAST_TIMEOUT, SLOW_TIMEOUT = 60, 1200  # seconds per test (pytest-timeout; setup and teardown count)
+# The first test to use a shared (session/module-scoped) fixture builds it inside its own timeout: the sample
+# index is ~7 s of CPU, the first model load ~4 s, and a shared 2-core CI machine at load 25 stretches that
+# several times over. Those tests get this much more; every other fast test must finish in FAST_TIMEOUT.
+BUILD_TIMEOUT = 180
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -49,9 +52,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         names = SLOW.get(item.path.name, ())
         if names is None or item.originalname in (names or ()):  # type: ignore[attr-defined]
             item.add_marker(pytest.mark.slow)
-        if item.get_closest_marker("timeout") is None:
-            slow = item.get_closest_marker("slow") is not None
-            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT if slow else FAST_TIMEOUT))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Timeouts, once the selection (-m, -k) is final: which test builds a shared fixture depends on it."""
+    built: set[tuple[str, str]] = set()
+    for item in session.items:
+        info = getattr(item, "_fixtureinfo", None)
+        shared = {(d.baseid, d.argname) for defs in (info.name2fixturedefs.values() if info else ())
+                  for d in defs[-1:] if d.scope != "function"}
+        builds, built = bool(shared - built), built | shared
+        if item.get_closest_marker("timeout") is None:  # a test's own @pytest.mark.timeout wins
+            seconds = SLOW_TIMEOUT if item.get_closest_marker("slow") else FAST_TIMEOUT
+            item.add_marker(pytest.mark.timeout(seconds + (BUILD_TIMEOUT if builds else 0)))
 
 
 def _leaky(var: str) -> bool:
