@@ -39,6 +39,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import sys
 import time
 from pathlib import Path
@@ -190,27 +191,51 @@ def cold_ask(home: Path, cache: Path) -> float:
     return round(best, 2)
 
 
+# `paperchat ask` as `python -m rag.cli` runs it, writing at exit how long each of its live threads sat runnable
+# waiting for a CPU (/proc schedstat, ns): what the load added to its wall time
+ASK = r'''
+import atexit, json, os, runpy, sys
+def _queued():
+    waits = {}
+    for task in os.listdir("/proc/self/task"):
+        try:
+            waits[task] = int(open(f"/proc/self/task/{task}/schedstat").read().split()[1])
+        except (OSError, IndexError, ValueError):
+            pass
+    with open(os.environ["SCALE_QUEUED_OUT"], "w") as f:
+        json.dump({"main": waits.get(str(os.getpid()), 0) / 1e9, "all": sum(waits.values()) / 1e9,
+                   "threads": len(waits)}, f)
+atexit.register(_queued)
+sys.argv = ["paperchat", *sys.argv[1:]]
+runpy.run_module("rag.cli", run_name="__main__")
+'''
+
+
 def cold_ask_usage(home: Path, cache: Path, src: Path = ROOT, question: str = QUERIES[0]) -> dict[str, float]:
     """One `paperchat ask` in a new process (code from `src`): its wall time, CPU time (user + sys, all
-    threads) and peak RSS, from wait4: CPU and RSS do not depend on what else runs on the machine."""
-    env = {**env_for(home, cache), "PYTHONPATH": str(src)}
+    threads) and peak RSS from wait4 (CPU and RSS do not depend on what else runs on the machine), and
+    the wall time minus the time its threads sat runnable waiting for a CPU: bounds of the wall time on an
+    idle machine. Minus the main thread's wait errs high (a thread it waits for may have been queued too);
+    minus every live thread's wait errs low (queued threads may have overlapped; threads gone before exit
+    are not counted)."""
+    out = Path(tempfile.mkstemp(prefix="scale-queued-", suffix=".json")[1])
+    env = {**env_for(home, cache), "PYTHONPATH": str(src), "SCALE_QUEUED_OUT": str(out)}
     t = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "ask", question], env=env, cwd=src,
+    proc = subprocess.Popen([sys.executable, "-c", ASK, "ask", question], env=env, cwd=src,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=normal_priority)
-    os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped: its schedstat is still there
+    _, status, ru = os.wait4(proc.pid, 0)  # this child's own CPU time and peak RSS
     wall = time.perf_counter() - t
-    try:  # ns on a CPU, ns runnable but waiting for a CPU (main thread), timeslices
-        waited = int(Path(f"/proc/{proc.pid}/schedstat").read_text().split()[1]) / 1e9
-    except (OSError, IndexError, ValueError):
-        waited = float("nan")
-    _, status, ru = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"paperchat ask failed (rc {proc.returncode}) with the code in {src}")
-    # wall minus the time its main thread sat runnable in the queue: an estimate of the wall time on an idle
-    # machine (other threads' queueing is not subtracted, so it errs high)
+    try:
+        q = json.loads(out.read_text())
+    except (OSError, ValueError):
+        q = {"main": float("nan"), "all": float("nan"), "threads": 0}
+    out.unlink(missing_ok=True)
     return {"wall_s": round(wall, 2), "cpu_s": round(ru.ru_utime + ru.ru_stime, 2), "rss_mb": round(ru.ru_maxrss / 1024),
-            "queued_s": round(waited, 2), "wall_minus_queued_s": round(wall - waited, 2)}
+            "queued_main_s": round(q["main"], 2), "queued_all_s": round(q["all"], 2),
+            "idle_wall_high_s": round(wall - q["main"], 2), "idle_wall_low_s": round(wall - q["all"], 2)}
 
 
 def write_slice(src: Path, dst: Path, start: int, stop: int) -> int:
@@ -293,7 +318,8 @@ def stage_query(a: argparse.Namespace, res: Results) -> None:
                 "rss_mb_max": max(r["rss_mb"] for r in runs),
                 "wall_s_median": round(percentile([r["wall_s"] for r in runs], 50), 2),
                 "wall_s_min": min(r["wall_s"] for r in runs),
-                "wall_minus_queued_s_median": round(percentile([r["wall_minus_queued_s"] for r in runs], 50), 2),
+                "idle_wall_high_s_median": round(percentile([r["idle_wall_high_s"] for r in runs], 50), 2),
+                "idle_wall_low_s_median": round(percentile([r["idle_wall_low_s"] for r in runs], 50), 2),
                 "runs": runs},
             "query": min(procs[name], key=lambda q: q["cpu_p95_ms"]),  # the less disturbed of two processes
             "query_rss_mb_max": max(q["rss_mb"] for q in procs[name]),
