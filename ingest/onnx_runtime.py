@@ -18,6 +18,11 @@ import numpy as np
 
 from ingest.encoders import load_tokenizer, mean_pool, pad_batch
 
+# onnxruntime >= 1.29 on Linux queues 1DS telemetry events (process, OS, CPU, memory, python path) in
+# ~/.cache/Microsoft/DeveloperTools/.onnxruntime/ and uploads them to mobile.events.data.microsoft.com. Its
+# documented opt-out (onnxruntime/Privacy.md), read when onnxruntime first initializes in the process.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
 
 INT8_MIN_COSINE = 0.99  # an int8 copy further than this from fp32 on the probe texts is refused
 

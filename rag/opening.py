@@ -18,6 +18,7 @@ def offline_env() -> None:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # see ingest/onnx_runtime.py
     from ingest.chunking import _tiktoken_cache
 
     os.environ.setdefault("TIKTOKEN_CACHE_DIR", _tiktoken_cache())

@@ -95,3 +95,33 @@ def test_a_missing_query_onnx_is_exported_in_the_background(tmp_path: Path, monk
     monkeypatch.setattr(emb, "ensure_query_model", lambda: started.append(True) or setattr(emb, "_export", object()))
     assert emb._query_encoder() is None and emb._query_encoder() is None
     assert started == [True]
+
+
+def test_onnxruntime_telemetry_is_off(tmp_path: Path) -> None:
+    """onnxruntime's 1DS telemetry (events queued under ~/.cache/Microsoft, uploaded to Microsoft) stays off in a
+    process that uses it through ingest.onnx_runtime: a fresh process with an empty HOME writes nothing there.
+    (Without the opt-out, onnxruntime 1.32 created that directory and queued a ProcessInfo event: checked by hand,
+    not here, since it may try to upload.)"""
+    import os
+    import subprocess
+    import sys
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    from tests.conftest import ROOT
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    model = tmp_path / "identity.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model))
+    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
+    env["HOME"] = str(tmp_path / "home")
+    code = ("import sys, numpy as np; import ingest.onnx_runtime; import onnxruntime as ort; "
+            "s = ort.InferenceSession(sys.argv[1], providers=['CPUExecutionProvider']); "
+            "print(s.run(None, {'x': np.ones(1, dtype=np.float32)})[0])")
+    out = subprocess.run([sys.executable, "-c", code, str(model)], cwd=ROOT, env=env, capture_output=True, text=True,
+                         check=True)
+    assert "[1.]" in out.stdout
+    assert not (tmp_path / "home" / ".cache" / "Microsoft").exists()
