@@ -275,16 +275,23 @@ class LocalEmbedding:
         Runs in a background process (start-up of this one is not delayed, and the export's memory,
         a second model copy plus tracing, never adds to the ingest's peak RSS).
         """
-        from ingest.onnx_runtime import onnx_path, trusted
+        from ingest.onnx_runtime import claim_export, onnx_path, release_export, trusted
 
-        if self._cache_dir is None or trusted(onnx_path(self._cache_dir, self.model_path)):
+        if self._cache_dir is None:
+            return
+        target = onnx_path(self._cache_dir, self.model_path)
+        if trusted(target) or not claim_export(target):  # exported, or another process is exporting it
             return
         import subprocess
         import sys
 
-        self._export = subprocess.Popen([sys.executable, "-m", "ingest.onnx_runtime", self.model_path,
-                                         str(onnx_path(self._cache_dir, self.model_path))],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            self._export = subprocess.Popen([sys.executable, "-m", "ingest.onnx_runtime", self.model_path, str(target)],
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                            start_new_session=True)
+        except OSError:
+            release_export(target)
+            raise
 
     def wait_query_model(self, timeout: float = 180.0) -> None:
         """Wait for a running ONNX export (so timings taken next do not share the CPU with it)."""

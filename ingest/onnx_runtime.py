@@ -11,6 +11,7 @@ import hashlib
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,36 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+EXPORT_STALE_S = 900.0  # a claim older than this belongs to an export that died: it may be taken over
+
+
+def _claim_path(target: Path) -> Path:
+    return target.with_name(target.name + ".exporting")
+
+
+def claim_export(target: Path) -> bool:
+    """Claim the background export of `target` (a file beside it, created exclusively): False while another
+    process's claim stands, so processes starting together (UI, CLI asks, ingest) export it once."""
+    claim = _claim_path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            os.close(os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            return True
+        except FileExistsError:
+            try:
+                if time.time() - claim.stat().st_mtime < EXPORT_STALE_S:
+                    return False
+            except FileNotFoundError:
+                continue  # released meanwhile: try again
+            claim.unlink(missing_ok=True)  # stale
+    return False
+
+
+def release_export(target: Path) -> None:
+    _claim_path(target).unlink(missing_ok=True)
 
 
 def publish(tmp: Path, target: Path) -> None:
@@ -177,14 +208,17 @@ def main(argv: list[str]) -> int:
     that asks or ingests never imports torch for it."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     model_path, target = argv[0], Path(argv[1])
-    if not target.exists():
-        from ingest.encoders import TorchEncoder
+    try:
+        if not target.exists():
+            from ingest.encoders import TorchEncoder
 
-        if not export_onnx(model_path, target, TorchEncoder(model_path, precision="fp32")):
-            return 1
-    if len(argv) > 2 and not Path(argv[2]).exists():
-        return 0 if quantize_int8(target, Path(argv[2]), model_path) else 1
-    return 0
+            if not export_onnx(model_path, target, TorchEncoder(model_path, precision="fp32")):
+                return 1
+        if len(argv) > 2 and not Path(argv[2]).exists():
+            return 0 if quantize_int8(target, Path(argv[2]), model_path) else 1
+        return 0
+    finally:
+        release_export(target)  # the claim of whoever started this export (ensure_query_model)
 
 
 if __name__ == "__main__":

@@ -125,3 +125,24 @@ def test_onnxruntime_telemetry_is_off(tmp_path: Path) -> None:
                          check=True)
     assert "[1.]" in out.stdout
     assert not (tmp_path / "home" / ".cache" / "Microsoft").exists()
+
+
+def test_one_background_export_per_cache_across_processes(tmp_path: Path) -> None:
+    """Processes that start together claim the query model's export once (a file beside it); the export
+    releases the claim when it ends; a claim left by a dead export is taken over once stale."""
+    import os
+    import time
+
+    from ingest.onnx_runtime import EXPORT_STALE_S, claim_export, release_export
+
+    target = tmp_path / "cache" / "minilm.onnx"
+    assert claim_export(target) and not claim_export(target)
+    release_export(target)
+    assert claim_export(target)
+    claim = target.with_name(target.name + ".exporting")
+    old = time.time() - EXPORT_STALE_S - 1
+    os.utime(claim, (old, old))
+    assert claim_export(target) and not claim_export(target)
+    target.write_bytes(b"exported")  # main() with nothing left to export still releases the claim
+    assert export_main([str(bundled_model_path()), str(target)]) == 0
+    assert not claim.exists()
