@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     llm_temperature: float = Field(0.1, ge=0, le=2, description="Sampling temperature.")
     llm_max_tokens: int = Field(512, ge=16, description="Most tokens in an answer.")
     llm_context: int = Field(4096, ge=512, description="Model context window in tokens (sources are fitted to it).")
+    llm_threads: int = Field(2, ge=1, le=256, description="CPU threads of the local llama.cpp server (GGUF backend); "
+                             "1 per server keeps a loaded machine from stalling its threads at each step.")
     llm_structured: bool = Field(
         False, description="Ask the LLM server for JSON whose every sentence cites source numbers from the valid set "
         "(response_format json_schema: llama.cpp, OpenAI, vLLM, Ollama); a server that rejects it gets free text.")

@@ -67,9 +67,9 @@ def start_server(model: Path, context: int = 4096, threads: int = 2, verbosity: 
     return url
 
 
-def acquire_server(model: Path, context: int = 4096) -> str:
+def acquire_server(model: Path, context: int = 4096, threads: int = 2) -> str:
     """Start (or reuse) the server for `model` and count one more user; pair with `release_server`."""
-    url = _start(model, context)
+    url = _start(model, context, threads)
     with _lock:
         key = _key(model, context)
         _refs[key] = _refs.get(key, 0) + 1
@@ -126,7 +126,7 @@ def start_gguf_server(settings: Settings) -> str:
     """The base URL of the local server for `settings.llm_gguf` (started on first call; counted as a user)."""
     if settings.llm_gguf is None:
         raise AnswererError("no model file: set PAPERCHAT_LLM_GGUF (or --llm-gguf) to a .gguf path")
-    return acquire_server(settings.llm_gguf, settings.llm_context)
+    return acquire_server(settings.llm_gguf, settings.llm_context, settings.llm_threads)
 
 
 class GGUFAnswerer(OpenAIAnswerer):
