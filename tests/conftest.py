@@ -102,7 +102,12 @@ def _one_model_per_session() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("embcache")
+    """The session's embedding cache, seeded with the model's vectors of the sample's chunks (tests/sample_vectors.py)."""
+    from tests.sample_vectors import seed
+
+    path = tmp_path_factory.mktemp("embcache")
+    seed(path / "embeddings.sqlite")
+    return path
 
 
 @pytest.fixture(autouse=True)

@@ -146,3 +146,21 @@ def test_one_background_export_per_cache_across_processes(tmp_path: Path) -> Non
     target.write_bytes(b"exported")  # main() with nothing left to export still releases the claim
     assert export_main([str(bundled_model_path()), str(target)]) == 0
     assert not claim.exists()
+
+
+def test_shipped_sample_vectors_cover_the_sample_and_are_the_models(tmp_path: Path, cache_dir: Path) -> None:
+    """tests/data/sample_vectors.npz (the session cache's seed, so the sample index needs no forward pass) holds a
+    vector for every chunk an ingest of data/sample embeds, and they are the model's. If this fails after a change
+    to data/sample or to chunking: python -m tests.sample_vectors"""
+    from tests.sample_vectors import load, sample_chunk_texts
+
+    texts, vectors = load()
+    shipped = dict(zip(texts, vectors))
+    embedded, got = sample_chunk_texts(tmp_path / "home", cache_dir)  # the session's cache, seeded from the file
+    assert len(embedded) >= 65 and got.shape == (len(embedded), 384)
+    missing = [t[:60] for t in embedded if t not in shipped]
+    assert not missing, f"{len(missing)} of {len(embedded)} sample chunks have no shipped vector: {missing[:3]}"
+    picks = texts[:: max(1, len(texts) // 3)][:3]
+    fresh = np.asarray(LocalEmbedding()._encode(picks), dtype=np.float32)  # the model itself, no cache
+    cos = (fresh * np.stack([shipped[t] for t in picks])).sum(axis=1)
+    assert cos.min() > 0.99, cos
