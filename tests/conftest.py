@@ -41,9 +41,10 @@ SLOW = {
                            "test_bf16_vectors_match_fp32"},  # the model in two precisions, ~30 s at load 20
 }
 FAST_TIMEOUT, SLOW_TIMEOUT = 60, 1200  # seconds per test (pytest-timeout; setup and teardown count)
-# The first test to use a shared (session/module-scoped) fixture builds it inside its own timeout: the sample
-# index is ~7 s of CPU, the first model load ~4 s, and a shared 2-core CI machine at load 25 stretches that
-# several times over. Those tests get this much more; every other fast test must finish in FAST_TIMEOUT.
+# The first test to use a shared (session/module-scoped) fixture builds it inside its own timeout: the model load
+# is ~4 s of CPU, the session's imports ~6 s, a module's own small index a few s, and a shared 2-core CI machine
+# at load 25 stretches that several times over. Those tests get this much more; every other fast test must
+# finish in FAST_TIMEOUT.
 BUILD_TIMEOUT = 180
 
 
