@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import socket
@@ -74,6 +75,16 @@ def _leaky(var: str) -> bool:
             or var.startswith("OPENAI_"))
 
 
+@functools.lru_cache(maxsize=1)
+def _suite_env() -> dict[str, str]:
+    """Settings the whole suite runs with. On a CPU without native bf16, `auto` would quantise the model to int8
+    ONNX at the first ingest (~20-30 s of CPU, once per cache): the suite embeds in fp32 there instead, and
+    tests/test_embeddings.py tests the int8 path explicitly. On bf16 CPUs the default (`auto` = bf16) stays."""
+    from ingest.embeddings import resolve_precision
+
+    return {} if resolve_precision("auto") != "int8" else {"PAPERCHAT_EMBED_PRECISION": "fp32"}
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _scrubbed_env() -> Iterator[None]:
     """Session-wide, before any session or module fixture is built: no PAPERCHAT_* / OPENAI_* from the
@@ -82,6 +93,8 @@ def _scrubbed_env() -> Iterator[None]:
         for var in list(os.environ):
             if _leaky(var):
                 mp.delenv(var, raising=False)
+        for var, value in _suite_env().items():
+            mp.setenv(var, value)
         yield
 
 
@@ -90,7 +103,6 @@ def _one_model_per_session() -> Iterator[None]:
     """Every LocalEmbedding in this process shares one loaded torch model (per path, precision and batch size),
     and none starts the background ONNX export of the query model after an ingest: that is a child process
     of ~20 s of CPU per session cache (tests/test_embeddings.py tests the export; queries here run on torch)."""
-    import functools
 
     import ingest.encoders
     from ingest.embeddings import LocalEmbedding
@@ -117,6 +129,8 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache_dir: P
     for var in list(os.environ):
         if _leaky(var):
             monkeypatch.delenv(var, raising=False)
+    for var, value in _suite_env().items():
+        monkeypatch.setenv(var, value)
     monkeypatch.setenv("PAPERCHAT_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("PAPERCHAT_CACHE_DIR", str(cache_dir))
 
