@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +23,10 @@ class Hit:
     lexical: float = 0.0  # BM25 score
 
 
+log = logging.getLogger(__name__)
+RETRY_S = 0.1  # one short retry, then BM25 alone: a reader never waits on a writer
+
+
 class HybridRetriever:
     """Paper-level retriever; mode 'dense', 'bm25' or 'hybrid' (rag/llama.py wraps it for llama-index)."""
 
@@ -38,8 +44,19 @@ class HybridRetriever:
         that fetches metadata and rebuilds a pydantic node per hit (~45 ms for 200 hits at 10k papers,
         measured) where ids (which carry the paper id) and distances cost ~4 ms.
         """
-        res = self.store.collection.query(query_embeddings=[query_embedding], n_results=self.candidates * 2,
-                                          where=filters.where(), include=["distances"])
+        from chromadb.errors import ChromaError
+
+        for attempt in range(2):
+            try:
+                res = self.store.collection.query(query_embeddings=[query_embedding], n_results=self.candidates * 2,
+                                                  where=filters.where(), include=["distances"])
+                break
+            except ChromaError as exc:  # embedded Chroma while another process writes: "Error creating hnsw
+                # segment reader: Nothing found on disk", "Error finding id" (tests/test_durability.py)
+                if attempt:
+                    log.warning("dense retrieval failed (%s: %s); answering from BM25 alone", type(exc).__name__, exc)
+                    return {}
+                time.sleep(RETRY_S)
         pairs = [(paper_id_of(cid), 1.0 - float(dist)) for cid, dist in zip(res["ids"][0], res["distances"][0])]
         return aggregate_max(pairs)
 
