@@ -22,16 +22,12 @@ def hybrid_retriever(col: Collection, s: Settings, mode: str = "hybrid", filters
 
 
 def focus(col: Collection, retriever: HybridRetriever, text: str, ids: list[str]) -> dict[str, float]:
-    """Best-chunk cosine of `text` for the papers `ids` (a gate input; {} when Chroma cannot say).
+    """Best-chunk cosine of `text` for the papers `ids` (a gate input; {} when Chroma cannot say, see
+    HybridRetriever.dense: the gate then uses the question's own cosine only).
 
     One query with the retriever's own filters, not a `paper_id $in` filter: embedded Chroma fails that
     filtered query ("Error finding id") while another process writes (tests/test_durability.py)."""
-    from chromadb.errors import ChromaError
-
-    try:
-        scores = retriever.dense(col.embed.get_query_embedding(text), retriever.filters)
-    except ChromaError:  # the gate then uses the question's own cosine only
-        return {}
+    scores = retriever.dense(col.embed.get_query_embedding(text), retriever.filters)
     wanted = set(ids)
     return {pid: s for pid, s in scores.items() if pid in wanted}
 
