@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -17,6 +17,7 @@ from ingest.readers.textio import (
     detect_encoding,
     guess_legacy,
     iter_lines,
+    MAX_RECORD_BYTES,
     mb,
     read_bounded,
 )
@@ -59,6 +60,18 @@ class Notice:
 
 
 Item = Located | Rejection | Notice
+
+
+def finished_record(where: str, start: int, size: int, build: Callable[[], Paper]) -> Iterator[Located | Rejection]:
+    """A record a line reader has collected: its paper, or a Rejection at its first line (too large, or
+    `build` raised ValueError with the reason)."""
+    if size > MAX_RECORD_BYTES:
+        yield Rejection(where, start, f"record larger than {mb(MAX_RECORD_BYTES)}; skipped")
+        return
+    try:
+        yield Located(build(), where, start)
+    except ValueError as exc:
+        yield Rejection(where, start, str(exc))
 
 
 class Text(NamedTuple):

@@ -7,9 +7,9 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from ingest.readers.base import Item, Located, Rejection, Text, read_lines
-from ingest.readers.textio import MAX_RECORD_BYTES, mb
-from ingest.records import make_paper, person
+from ingest.readers.base import Item, Text, finished_record, read_lines
+from ingest.readers.textio import MAX_RECORD_BYTES
+from ingest.records import Paper, make_paper, person
 
 TAG = re.compile(r"^([A-Z][A-Z0-9]{0,3}) {0,3}- (.*)$")
 START = re.compile(r"^PMID- ?\d+\s*$")
@@ -46,7 +46,7 @@ def _id_of(values: list[str], kind: str) -> str | None:
     return None
 
 
-def paper_from_medline(fields: dict[str, list[str]], source: str) -> object:
+def paper_from_medline(fields: dict[str, list[str]], source: str) -> Paper:
     one = {k: " ".join(v) for k, v in fields.items() if k in ("PMID", "TI", "AB", "DP", "BTI")}
     authors = fields.get("FAU") or fields.get("AU") or []
     return make_paper(
@@ -67,19 +67,17 @@ def read_medline(path: Path) -> Iterator[Item]:
     last: list[str] | None = None
     start, size = 0, 0
 
-    def finish() -> Iterator[Item]:
-        if not fields:
-            return
-        if size > MAX_RECORD_BYTES:
-            yield Rejection(where, start, f"record larger than {mb(MAX_RECORD_BYTES)}; skipped")
-            return
+    def build() -> Paper:
         if "PMID" not in fields:
-            yield Rejection(where, start, "MEDLINE record without a PMID line")
-            return
+            raise ValueError("MEDLINE record without a PMID line")
         try:
-            yield Located(paper_from_medline(fields, where), where, start)  # type: ignore[arg-type]
+            return paper_from_medline(fields, where)
         except ValueError as exc:
-            yield Rejection(where, start, f"PMID {' '.join(fields['PMID'])}: {exc}")
+            raise ValueError(f"PMID {' '.join(fields['PMID'])}: {exc}") from None
+
+    def finish() -> Iterator[Item]:
+        if fields:
+            yield from finished_record(where, start, size, build)
 
     for line in read_lines(path):
         if not isinstance(line, Text):

@@ -11,9 +11,9 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from ingest.readers.base import Item, Located, Rejection, Text, listed, read_lines, source_prefix
-from ingest.readers.textio import MAX_RECORD_BYTES, mb
-from ingest.records import make_paper, person
+from ingest.readers.base import Item, Rejection, Text, finished_record, listed, read_lines, source_prefix
+from ingest.readers.textio import MAX_RECORD_BYTES
+from ingest.records import Paper, make_paper, person
 
 TAG = re.compile(r"^([A-Z][A-Z0-9])  -(?: (.*))?$")
 START = re.compile(r"^TY  - ")
@@ -33,7 +33,7 @@ def _date(value: object) -> str | None:
     return "-".join(parts[:3]) if parts else None
 
 
-def paper_from_ris(rec: dict[str, object], source: str, prefix: str) -> object:
+def paper_from_ris(rec: dict[str, object], source: str, prefix: str) -> Paper:
     urls = rec.get("urls") if isinstance(rec.get("urls"), list) else []
     assert isinstance(urls, list)
     arxiv = next((u for u in urls if isinstance(u, str) and "arxiv.org/" in u), None)
@@ -61,20 +61,17 @@ def read_ris(path: Path) -> Iterator[Item]:
     size = 0
     stray: int | None = None
 
-    def finish() -> Iterator[Item]:
-        if not record:
-            return
-        if size > MAX_RECORD_BYTES:
-            yield Rejection(where, start, f"record larger than {mb(MAX_RECORD_BYTES)}; skipped")
-            return
+    def build() -> Paper:
         text = "\n".join(record) + ("\nER  - \n" if not record[-1].startswith("ER  -") else "\n")
         try:
             (rec,) = rispy.loads(text)
-            yield Located(paper_from_ris(rec, where, prefix), where, start)  # type: ignore[arg-type]
-        except ValueError as exc:
-            yield Rejection(where, start, str(exc))
         except Exception as exc:  # noqa: BLE001 - rispy on a malformed record
-            yield Rejection(where, start, f"malformed RIS record ({type(exc).__name__}: {exc})")
+            raise ValueError(f"malformed RIS record ({type(exc).__name__}: {exc})") from None
+        return paper_from_ris(rec, where, prefix)
+
+    def finish() -> Iterator[Item]:
+        if record:
+            yield from finished_record(where, start, size, build)
 
     for line in read_lines(path):
         if not isinstance(line, Text):
