@@ -50,6 +50,27 @@ def embed_text(title: str, chunk: str) -> str:
     return f"{title}. {chunk}" if title else chunk
 
 
+def sentence_spans(title: str, chunk: str) -> list[tuple[int, int]]:
+    """Character ranges of the chunk's sentences (the ingest splitter's) inside `embed_text(title, chunk)`."""
+    start = len(embed_text(title, chunk)) - len(chunk)
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    for sent in split_sentences(chunk):
+        at = chunk.find(sent, pos)
+        if at < 0:  # not verbatim (cannot happen: the splitter only strips): skip it
+            continue
+        spans.append((start + at, start + at + len(sent)))
+        pos = at + len(sent)
+    return spans
+
+
+def evidence_units(title: str, chunk: str) -> list[tuple[tuple[int, int], ...]]:
+    """What each sentence vector of a chunk pools (ingest.encoders.span_pool): the title's and the sentence's
+    tokens of `embed_text(title, chunk)`, as a separately embedded `title. sentence` would see them."""
+    head = ((0, len(title)),) if title else ()
+    return [(*head, s) for s in sentence_spans(title, chunk)]
+
+
 def _pack(sentences: list[str], sizes: list[int], budget: int) -> list[str]:
     """Greedy packing of sentences into balanced groups, none over budget."""
     total = sum(sizes)

@@ -14,11 +14,14 @@ import threading
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import logging
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ingest.encoders import Unit
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,11 @@ def wordpiece_counter(path: str) -> Any:
     tok = load_tokenizer(path)
     tok.no_truncation()  # count all of them: chunking checks what would be cut off
     return lambda text: len(tok.encode(text).ids)
+
+
+def unit_key(text: str, unit: Unit) -> str:
+    """The cache's text for a late-pooled unit of `text` (never equal to a real text: it holds a \\x1e)."""
+    return f"{text}\x1eunit:{';'.join(f'{a}-{b}' for a, b in unit)}"
 
 
 class EmbeddingCache:
@@ -218,6 +226,34 @@ class LocalEmbedding:
     async def aget_query_embedding(self, query: str) -> list[float]:
         return self.get_query_embedding(query)
 
+    def get_text_and_unit_embeddings(self, texts: list[str], units: list[list[Unit]]
+                                     ) -> tuple[list[list[float]], list[np.ndarray]]:
+        """Vectors for texts and, from the same forward pass, late-pooled vectors of their units (cached).
+
+        A unit is the character ranges of a text one vector pools (ingest.encoders.span_pool): a sentence's
+        vector costs no forward pass of its own. Returns the text vectors and one (units, dim) matrix per text."""
+        vecs: list[list[float]] = []
+        mats: list[np.ndarray] = []
+        for i in range(0, len(texts), self.embed_batch_size):
+            v, m = self._units_batch(texts[i:i + self.embed_batch_size], units[i:i + self.embed_batch_size])
+            vecs.extend(v)
+            mats.extend(m)
+        return vecs, mats
+
+    def _units_batch(self, texts: list[str], units: list[list[Unit]]) -> tuple[list[list[float]], list[np.ndarray]]:
+        keys = [[unit_key(t, u) for u in us] for t, us in zip(texts, units)]
+        hit = self._cache.get_many(texts + [k for ks in keys for k in ks]) if self._cache else {}
+        todo = [i for i, t in enumerate(texts) if t not in hit or any(k not in hit for k in keys[i])]
+        if todo:
+            vecs, pooled = self._model().encode_units([texts[i] for i in todo], [units[i] for i in todo])
+            new = {texts[i]: vecs[j].tolist() for j, i in enumerate(todo)}
+            new.update({keys[i][r]: pooled[j][r].tolist() for j, i in enumerate(todo) for r in range(len(keys[i]))})
+            if self._cache:
+                self._cache.put_many(list(new), list(new.values()))
+            hit.update(new)
+        return ([hit[t] for t in texts],
+                [np.asarray([hit[k] for k in ks], dtype=np.float32).reshape(len(ks), self.dim) for ks in keys])
+
     def as_llama(self) -> Any:
         """This model as a llama-index BaseEmbedding (e.g. for `Settings.embed_model`)."""
         return _llama_adapter(self)
@@ -256,7 +292,7 @@ class LocalEmbedding:
             if not trusted(int8):
                 log.warning("int8 export failed; ingest runs the fp32 torch model")
                 return None
-        from ingest.encoders import encode_sorted
+        from ingest.encoders import encode_sorted, encode_units
 
         enc = OnnxEncoder(self.model_path, int8, threads=0, spin=True)  # batches back to back (not re-measured)
         batch = 16
@@ -266,6 +302,9 @@ class LocalEmbedding:
 
             def encode(self, texts: list[str]) -> Any:
                 return encode_sorted(texts, batch, enc.encode, BUNDLED_DIM)
+
+            def encode_units(self, texts: list[str], units: list[list[Unit]]) -> Any:
+                return encode_units(enc.tok, enc.hidden, texts, units, batch, BUNDLED_DIM)
 
         return _Bulk()
 

@@ -8,7 +8,7 @@ cache (+500 MB over 3k chunks here). The vectors are the same (cosine > 0.9999, 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -32,15 +32,69 @@ def load_tokenizer(model_path: str) -> Any:
 
 def pad_batch(tok: Any, texts: list[str], multiple: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Token ids and attention mask, right-padded to the longest text rounded up to `multiple`."""
-    encs = tok.encode_batch(texts)
+    return pad_encodings(tok.encode_batch(texts), multiple)
+
+
+def pad_encodings(encs: list[Any], multiple: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """`pad_batch` for already tokenised texts."""
     width = max(len(e.ids) for e in encs)
     width = -(-width // multiple) * multiple
-    ids = np.zeros((len(texts), width), dtype=np.int64)
+    ids = np.zeros((len(encs), width), dtype=np.int64)
     mask = np.zeros_like(ids)
     for i, e in enumerate(encs):
         ids[i, : len(e.ids)] = e.ids
         mask[i, : len(e.ids)] = 1
     return ids, mask
+
+
+Span = tuple[int, int]  # character range [start, end) of a text
+Unit = tuple[Span, ...]  # the character ranges one pooled vector covers (e.g. a sentence, or title + sentence)
+
+
+def span_pool(hidden: np.ndarray, offsets: Sequence[Span], units: Sequence[Unit]) -> np.ndarray:
+    """Late chunking: per unit, the L2-normalised mean of the contextual token vectors inside its ranges.
+
+    Args:
+        hidden: (tokens, dim) last hidden states of one text (the forward pass the whole text got).
+        offsets: the tokenizer's (start, end) character offsets per token; special tokens are (0, 0).
+        units: per output row, the character ranges whose tokens it pools (a token counts when it lies
+            wholly inside one range).
+    Returns:
+        (len(units), dim) float32; a unit with no token (cut off by truncation) gets a zero row.
+    """
+    off = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)[: len(hidden)]
+    real = off[:, 1] > off[:, 0]
+    out = np.zeros((len(units), hidden.shape[1]), dtype=np.float32)
+    for j, unit in enumerate(units):
+        inside = np.zeros(len(off), dtype=bool)
+        for a, b in unit:
+            inside |= (off[:, 0] >= a) & (off[:, 1] <= b)
+        inside &= real
+        if inside.any():
+            v = hidden[: len(off)][inside].astype(np.float32).mean(axis=0)
+            out[j] = v / max(float(np.linalg.norm(v)), 1e-12)
+    return out
+
+
+def encode_units(tok: Any, hidden_of: Callable[[np.ndarray, np.ndarray], np.ndarray], texts: list[str],
+                 units: list[list[Unit]], batch_size: int, dim: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """One forward pass per text giving its mean-pooled vector and its units' late-pooled vectors.
+
+    `hidden_of(ids, mask)` runs the model on a padded batch and returns its (batch, tokens, dim) states.
+    Returns the (len(texts), dim) text vectors and, per text, a (len(units[i]), dim) matrix.
+    """
+    vecs = np.zeros((len(texts), dim), dtype=np.float32)
+    pooled: list[np.ndarray] = [np.zeros((0, dim), dtype=np.float32)] * len(texts)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    for j in range(0, len(order), batch_size):
+        idx = order[j:j + batch_size]
+        encs = tok.encode_batch([texts[i] for i in idx])
+        ids, mask = pad_encodings(encs, PAD_MULTIPLE)
+        hidden = hidden_of(ids, mask)
+        vecs[idx] = mean_pool(hidden, mask)
+        for row, (i, enc) in enumerate(zip(idx, encs)):
+            pooled[i] = span_pool(hidden[row, : len(enc.ids)], enc.offsets, units[i])
+    return vecs, pooled
 
 
 def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -130,11 +184,20 @@ class TorchEncoder:
         return encode_sorted(texts, self.batch_size, lambda batch: self._batch(batch, precision),
                              self.model.config.hidden_size)
 
+    def encode_units(self, texts: list[str], units: list[list[Unit]]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Text vectors and late-pooled unit vectors from the same forward pass (`encode_units` above)."""
+        precision = self.precision if len(texts) >= BULK else "fp32"
+        return encode_units(self.tok, lambda ids, mask: self._hidden(ids, mask, precision), texts, units,
+                            self.batch_size, self.model.config.hidden_size)
+
     def _batch(self, texts: list[str], precision: str) -> np.ndarray:
-        torch = self.torch
         ids, mask = pad_batch(self.tok, texts, PAD_MULTIPLE)
+        return mean_pool(self._hidden(ids, mask, precision), mask)
+
+    def _hidden(self, ids: np.ndarray, mask: np.ndarray, precision: str) -> np.ndarray:
+        torch = self.torch
         # autocast per batch: its bf16 weight copies are freed on exit (-48 MB peak, ~4% slower)
         with torch.inference_mode(), bf16_autocast(precision):
             hidden = self.model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask),
                                 token_type_ids=torch.zeros_like(torch.from_numpy(ids))).last_hidden_state
-        return mean_pool(hidden.float().numpy(), mask)
+        return np.asarray(hidden.float().numpy())

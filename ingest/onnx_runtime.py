@@ -195,10 +195,14 @@ class OnnxEncoder:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         ids, mask = pad_batch(self.tok, texts)
+        return mean_pool(self.hidden(ids, mask), mask)
+
+    def hidden(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Last hidden states of a padded batch."""
         with self._lock:
-            hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask,
-                                             "token_type_ids": np.zeros_like(ids)})[0]
-        return mean_pool(hidden, mask)
+            out = self.session.run(None, {"input_ids": ids, "attention_mask": mask,
+                                          "token_type_ids": np.zeros_like(ids)})[0]
+        return np.asarray(out)
 
 
 def main(argv: list[str]) -> int:
