@@ -29,6 +29,7 @@ from typing import Any
 from ingest.bm25sql import SqliteBm25
 from ingest.filters import Filters
 from ingest.lexical import Bm25Index, LexDoc, LexicalIndex, doc_of
+from ingest.sentence_store import SentenceStore
 from ingest.store import ChunkRow, ChunkStore, StoredPaper, assemble_papers, fingerprint, fingerprint_update, make_client
 
 ENGINES: dict[str, Any] = {"sqlite": SqliteBm25, "bm25s": Bm25Index}
@@ -69,6 +70,7 @@ class Health:
     lexical_papers: int = 0
     lexical_chunks: int = 0
     fingerprint: str = ""
+    notes: list[str] = field(default_factory=list)       # not problems: e.g. papers without sentence vectors
     problems: list[str] = field(default_factory=list)    # lexical side: repaired by rebuilding from Chroma
     incomplete: list[str] = field(default_factory=list)  # Chroma side: papers a re-ingest must rewrite
 
@@ -189,7 +191,8 @@ class Collection:
     """
 
     def __init__(self, home: Path, name: str = "papers", chroma_url: str | None = None,
-                 embed: EmbedSpec | Any = None, lexical_engine: Any = SqliteBm25, recheck_s: float = 2.0) -> None:
+                 embed: EmbedSpec | Any = None, lexical_engine: Any = SqliteBm25, recheck_s: float = 2.0,
+                 sentence_evidence: bool = True) -> None:
         self.home = Path(home)
         self.name = name
         self.chroma_url = chroma_url
@@ -206,6 +209,9 @@ class Collection:
         self._lex: LexicalIndex | None = None
         self._checked = 0.0
         self._table: tuple[str, list[dict[str, Any]]] | None = None
+        self.sentence_evidence = sentence_evidence
+        self.sentences_path = self.home / "sentences" / f"{self.lexical_name}.sqlite"
+        self._sentences: SentenceStore | None = None
 
     # --- where it lives --------------------------------------------------------
     @property
@@ -248,6 +254,27 @@ class Collection:
                 if self._store is None:
                     self._store = ChunkStore(make_client(self.home, self.chroma_url), self.name, model, dim)
         return self._store
+
+    @property
+    def sentences(self) -> SentenceStore | None:
+        """Per-paper chunk and sentence vectors (ingest/sentence_store.py); None when off or never written."""
+        if self._sentences is None and self.sentence_evidence and self.embed_can_pool():
+            with self._init:
+                if self._sentences is None:
+                    self._sentences = SentenceStore.open(self.sentences_path, self._identity()[1])
+        return self._sentences
+
+    def embed_can_pool(self) -> bool:
+        """Whether the embedder can late-pool sentences (the bundled model; not a remote /v1/embeddings)."""
+        return not self._spec.base_url and (self._embed is None or hasattr(self._embed, "get_text_and_unit_embeddings"))
+
+    def _writer_sentences(self) -> SentenceStore | None:
+        """Writer only: the sentence store, created when sentence evidence is on."""
+        if not (self.sentence_evidence and self.embed_can_pool()):
+            return None
+        if self._sentences is None:
+            self._sentences = SentenceStore(self.sentences_path, self._identity()[1])
+        return self._sentences
 
     def _reader_store(self) -> ChunkStore | None:
         """The store when the collection exists; a reader never creates a home or a database."""
@@ -398,7 +425,8 @@ class Collection:
                 lex = self._repair_locked(store) if self._consistent_base(store) is None else self._writable()
                 report = ingest_paths(paths, store, self.embed, progress=progress, on_progress=on_progress,
                                       before_first_write=self.marker.write,
-                                      index_batch=lambda nodes, write: self._index_batch(store, lex, nodes, write))
+                                      index_batch=lambda nodes, write: self._index_batch(store, lex, nodes, write),
+                                      sentences=self._writer_sentences())
                 if report.added + report.updated:
                     self._publish_journalled(store, lex)
                 report.chunks_total = store.count()
@@ -407,7 +435,7 @@ class Collection:
                 return report
             base = self._consistent_base(store)  # None: rebuild after the ingest
             report = ingest_paths(paths, store, self.embed, progress=progress, on_progress=on_progress,
-                                  before_first_write=self.marker.write)
+                                  before_first_write=self.marker.write, sentences=self._writer_sentences())
             changed = report.added + report.updated > 0
             if base is not None and base.incremental and "mixed" not in {c[1] for c in report.changes}:
                 if changed:
@@ -426,6 +454,8 @@ class Collection:
         """Remove papers (all their chunks); returns the number of chunks removed."""
         with self._writer:
             store = self.store
+            if self.sentences is not None:  # first: a row without its paper is never read (only candidates are)
+                self.sentences.delete(list(paper_ids))
             if self._journalled():
                 lex: Any = self._repair_locked(store) if self._consistent_base(store) is None else self._writable()
                 lex.begin(list(paper_ids))
@@ -557,4 +587,17 @@ class Collection:
                               + (", ..." if len(extra) > 5 else "") + ")")
         if lex.count() != len(in_lex):
             h.problems.append(f"{lex.count() - len(in_lex)} papers appear twice in the lexical index")
+        h.notes.extend(self._evidence_notes({pid: max(v) for pid, v in chunks.items()}))
         return h
+
+    def _evidence_notes(self, stored: dict[str, str]) -> list[str]:
+        """A note when sentence evidence is on but some stored papers have no sentence vectors for their content."""
+        if not (self.sentence_evidence and self.embed_can_pool()) or not stored:
+            return []
+        have = self.sentences.hashes() if self.sentences is not None else {}
+        missing = sum(1 for pid, h in stored.items() if have.get(pid) != h)
+        if not missing:
+            return []
+        return [f"sentence evidence: {missing} of {len(stored)} papers have no sentence vectors (written before they "
+                "existed) and are ranked by their chunks only; ingest their files again to add them (the chunk "
+                "vectors come from the embedding cache), or set PAPERCHAT_SENTENCE_EVIDENCE=false"]

@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
 from llama_index.core.schema import TextNode
 
-from ingest.chunking import chunk_paper, embed_text
+from ingest.chunking import chunk_paper, embed_text, evidence_units
 from ingest.dedup import Deduper
 from ingest.embeddings import LocalEmbedding
 from ingest.readers import Located, Notice, Rejection, estimate_records, read_path
+from ingest.sentence_store import SentenceStore
 from ingest.store import ChunkStore
 
 T = TypeVar("T")
@@ -158,6 +160,39 @@ def _write(store: ChunkStore, nodes: list[TextNode], todo: list[tuple[Located, l
         index_batch(nodes, write)
 
 
+def embed_nodes(nodes: list[TextNode], embed: LocalEmbedding, evidence: bool) -> list[tuple[str, str, np.ndarray]]:
+    """Set each node's embedding; with `evidence`, also return per paper its chunk vectors followed by its
+    sentences' late-pooled ones (same forward pass, ingest.encoders.encode_units) for the SentenceStore."""
+    texts = [embed_text(n.metadata["title"], n.text) for n in nodes]
+    if not evidence:
+        for node, vec in zip(nodes, embed.get_text_embedding_batch(texts)):
+            node.embedding = vec
+        return []
+    units = [evidence_units(str(n.metadata["title"]), n.text) for n in nodes]
+    vecs, mats = embed.get_text_and_unit_embeddings(texts, units)
+    chunks: dict[str, list[np.ndarray]] = {}
+    sents: dict[str, list[np.ndarray]] = {}
+    hashes: dict[str, str] = {}
+    for node, vec, mat in zip(nodes, vecs, mats):
+        node.embedding = vec
+        pid = str(node.metadata["paper_id"])
+        hashes[pid] = str(node.metadata["content_hash"])
+        chunks.setdefault(pid, []).append(np.asarray([vec], dtype=np.float32))
+        sents.setdefault(pid, []).append(mat[np.linalg.norm(mat, axis=1) > 0])  # drop units cut off by truncation
+    return [(pid, h, np.concatenate(chunks[pid] + sents[pid])) for pid, h in hashes.items()]
+
+
+def backfill(sentences: SentenceStore, embed: LocalEmbedding, batch: list[Located], skip: set[int]) -> int:
+    """Write sentence vectors for the papers of `batch` (not in `skip`) that are stored in Chroma but have none
+    for their content; Chroma and the lexical index are not touched (the chunk vectors come from the cache)."""
+    have = sentences.hashes([it.paper.paper_id for it in batch])
+    need = [it for it in batch if id(it) not in skip and have.get(it.paper.paper_id) != it.paper.content_hash]
+    for i in range(0, len(need), BATCH_PAPERS // 4):
+        nodes = [n for it in need[i:i + BATCH_PAPERS // 4] for n in chunk_paper(it.paper, window_tokens=embed.window_tokens)]
+        sentences.put(embed_nodes(nodes, embed, True))
+    return len(need)
+
+
 def ingest_paths(
     paths: Iterable[str | Path],
     store: ChunkStore,
@@ -167,6 +202,7 @@ def ingest_paths(
     before_first_write: Callable[[], None] | None = None,
     commit_seconds: float = COMMIT_SECONDS,
     index_batch: Callable[[list[TextNode], Callable[[], None]], None] | None = None,
+    sentences: SentenceStore | None = None,
 ) -> IngestReport:
     """Write every paper under `paths` into the Chroma store; re-ingesting identical content writes nothing.
 
@@ -178,7 +214,10 @@ def ingest_paths(
     Embedded papers are committed every ~`commit_seconds` (whole papers, never part of one), so an
     interrupted ingest keeps what it embedded, and the progress bar moves at that pace. On Ctrl-C the write
     in flight is finished, the number of papers kept is printed and KeyboardInterrupt propagates (the
-    marker left behind makes the next open repair the lexical index from Chroma)."""
+    marker left behind makes the next open repair the lexical index from Chroma).
+
+    With `sentences` (and an embedder that can late-pool), each commit also writes its papers' chunk and
+    sentence vectors there, before the chunks reach Chroma (ingest/sentence_store.py)."""
     import time
 
     from tqdm import tqdm
@@ -204,7 +243,12 @@ def ingest_paths(
         if on_progress:
             on_progress(done, 0)
 
-    def write(nodes: list[TextNode], part: list[tuple[Located, list[str]]]) -> None:
+    evidence = sentences is not None and hasattr(embed, "get_text_and_unit_embeddings")
+
+    def write(nodes: list[TextNode], part: list[tuple[Located, list[str]]],
+              rows: list[tuple[str, str, np.ndarray]]) -> None:
+        if sentences is not None and rows:
+            sentences.put(rows)
         _write(store, nodes, part, index_batch)
         committed[0] += len(part)
 
@@ -219,6 +263,8 @@ def ingest_paths(
                 report.duplicates += len(read_batch) - len(batch)
                 report.warnings.extend(notes)
                 todo = _plan(batch, store, report)
+                if evidence and sentences is not None:  # stored papers without sentence vectors (written before they existed) get them
+                    backfill(sentences, embed, batch, {id(it) for it, _ in todo})
                 handled = 0
                 if todo and not changed:
                     if before_first_write is not None:
@@ -229,12 +275,10 @@ def ingest_paths(
                     nodes: list[TextNode] = []
                     for it, _ in part:
                         nodes.extend(chunk_paper(it.paper, window_tokens=embed.window_tokens))
-                    vecs = embed.get_text_embedding_batch([embed_text(n.metadata["title"], n.text) for n in nodes])
-                    for node, vec in zip(nodes, vecs):
-                        node.embedding = vec
+                    rows = embed_nodes(nodes, embed, evidence)
                     if pending is not None:
                         pending.result()
-                    pending = writer.submit(write, nodes, part)
+                    pending = writer.submit(write, nodes, part, rows)
                     report.chunks_written += len(nodes)
                     pacer.record(len(part), time.perf_counter() - t1)
                     handled += len(part)

@@ -227,6 +227,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
           f"{h.lexical_chunks} chunks")
     for p in h.problems:
         print(f"problem: {p}")
+    for n in h.notes:
+        print(f"note: {n}")
     if h.problems and not args.no_repair and pc.collection.exists():
         h = pc.repair()
         print("repaired: lexical index brought in line with Chroma" + ("" if not h.problems else "; still: " + "; ".join(h.problems)))

@@ -29,7 +29,7 @@ def collection_of(settings: Settings, embed: Any = None) -> Collection:
     spec = EmbedSpec(settings.embed_base_url, settings.embed_model, embed_key(settings), settings.embed_precision,
                      settings.cache_path)  # the embedding key, never the LLM key
     col = Collection(settings.home, settings.collection, settings.chroma_url, spec,
-                     lexical_engine=ENGINES[settings.lexical_engine])
+                     lexical_engine=ENGINES[settings.lexical_engine], sentence_evidence=settings.sentence_evidence)
     if embed is not None:
         col._embed = embed  # an already loaded model (tests, benchmarks)
     return col

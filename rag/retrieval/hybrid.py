@@ -1,4 +1,7 @@
-"""Hybrid paper retriever: dense chunks from Chroma + paper BM25, fused, one hit per paper."""
+"""Hybrid paper retriever: dense chunks from Chroma + paper BM25, fused, one hit per paper.
+
+With a SentenceStore (sentence evidence), the fused candidates' dense scores are rescored before fusion:
+a paper's best cosine over its chunks and its sentences (MaxP), read for those candidates only."""
 
 from __future__ import annotations
 
@@ -7,8 +10,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from ingest.filters import Filters
 from ingest.lexical import LexicalIndex
+from ingest.sentence_store import SentenceStore, best_unit_scores
 from ingest.store import ChunkStore, paper_id_of
 from rag.retrieval.fusion import aggregate_max, rrf, score_fusion
 
@@ -32,8 +38,9 @@ class HybridRetriever:
 
     def __init__(self, store: ChunkStore, lexical: LexicalIndex, embed: Any, *, mode: str = "hybrid",
                  top_k: int = 5, candidates: int = 100, fusion: str = "rrf", rrf_k: int = 60,
-                 weights: tuple[float, float] = (1.0, 1.0), filters: Filters = Filters()) -> None:
-        self.store, self.lexical, self.embed = store, lexical, embed
+                 weights: tuple[float, float] = (1.0, 1.0), filters: Filters = Filters(),
+                 sentences: SentenceStore | None = None) -> None:
+        self.store, self.lexical, self.embed, self.sentences = store, lexical, embed, sentences
         self.mode, self.top_k, self.candidates = mode, top_k, candidates
         self.fusion, self.rrf_k, self.weights, self.filters = fusion, rrf_k, weights, filters
 
@@ -60,6 +67,24 @@ class HybridRetriever:
         pairs = [(paper_id_of(cid), 1.0 - float(dist)) for cid, dist in zip(res["ids"][0], res["distances"][0])]
         return aggregate_max(pairs)
 
+    def evidence(self, query_embedding: list[float], dense: dict[str, float], lex: dict[str, float]
+                 ) -> dict[str, float]:
+        """Dense scores of the candidates (dense and BM25 ones) rescored as max(best sentence, best chunk).
+
+        Papers without stored vectors keep their chunk score (or stay out); the `candidates` best are kept,
+        as the chunk ranking keeps its best `candidates` chunks' papers."""
+        if self.sentences is None:
+            return dense
+        try:
+            rows = self.sentences.get([*dense, *(p for p in lex if p not in dense)])
+        except Exception as exc:  # noqa: BLE001 - a locked or damaged side file costs the rescoring, not the answer
+            log.warning("sentence evidence unavailable (%s: %s); ranking by chunks", type(exc).__name__, exc)
+            return dense
+        out = dict(dense)
+        for pid, s in best_unit_scores(np.asarray(query_embedding, dtype=np.float32), rows).items():
+            out[pid] = max(s, dense.get(pid, s))
+        return dict(sorted(out.items(), key=lambda kv: -kv[1])[: self.candidates])
+
     def hits(self, query: str, query_embedding: list[float] | None = None, filters: Filters | None = None,
              top_k: int | None = None) -> list[Hit]:
         """Fused paper ranking for a query."""
@@ -72,6 +97,9 @@ class HybridRetriever:
             dense = self.dense(emb, filters)
         if self.mode in ("bm25", "hybrid"):
             lex = dict(self.lexical.search(query, self.candidates, filters))
+        chunk = dense  # Hit.dense stays the best chunk cosine (the relevance gate is calibrated on it)
+        if self.mode in ("dense", "hybrid") and self.sentences is not None:
+            dense = self.evidence(emb, dense, lex)
         if self.mode == "dense":
             ranked = sorted(dense.items(), key=lambda kv: -kv[1])
         elif self.mode == "bm25":
@@ -82,4 +110,4 @@ class HybridRetriever:
             ranked = rrf([d_rank, l_rank], list(self.weights), self.rrf_k)
         else:
             ranked = score_fusion([dense, lex], list(self.weights))
-        return [Hit(pid, s, dense.get(pid, 0.0), lex.get(pid, 0.0)) for pid, s in ranked[:k]]
+        return [Hit(pid, s, chunk.get(pid, 0.0), lex.get(pid, 0.0)) for pid, s in ranked[:k]]

@@ -18,7 +18,8 @@ def hybrid_retriever(col: Collection, s: Settings, mode: str = "hybrid", filters
     """The paper-level fused retriever the settings describe, over the collection's current parts."""
     return HybridRetriever(col.store, col.lexical, col.embed, mode=mode, top_k=top_k or s.top_k,
                            candidates=s.candidates, fusion=s.fusion, rrf_k=s.rrf_k,
-                           weights=(s.dense_weight, s.lexical_weight), filters=filters or Filters())
+                           weights=(s.dense_weight, s.lexical_weight), filters=filters or Filters(),
+                           sentences=col.sentences if s.sentence_evidence else None)
 
 
 def focus(col: Collection, retriever: HybridRetriever, text: str, ids: list[str]) -> dict[str, float]:
