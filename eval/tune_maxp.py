@@ -1,4 +1,4 @@
-"""Sentence-level dense evidence (MaxP) vs the default chunk-level hybrid, on a BEIR split (prints a table).
+"""Sentence-level dense evidence (MaxP) vs the chunk-level hybrid, on a BEIR split (prints a table).
 
     python -m eval.tune_maxp --beir ../shared/data/scifact-train --split train --home /tmp/maxp/home
 
@@ -10,6 +10,12 @@ A paper's dense score is then its best sentence (MaxP), the mean of its two best
 its best sentence and best chunk; each is fused with BM25 by the product's normalised-score fusion and
 compared with the product's own hybrid ranking (`Paperchat.retriever("hybrid")`) in the same run.
 Per-query nDCG@10 differences get a paired bootstrap 95% interval (noise on this query set).
+
+Late chunking: the same sentences' vectors pooled from their chunk's own forward pass (the contextual token
+vectors over the sentence's tokens, alone or with the title's; ingest.encoders.span_pool), at no extra
+forward pass; `--no-separate` skips the separately embedded ones. The product's own sentence-evidence path
+(PAPERCHAT_SENTENCE_EVIDENCE: the late title+sentence vectors from the ingest's sidecar, only the fused
+candidates rescored) is a row of its own; the baseline is the product's chunk-only hybrid.
 """
 
 from __future__ import annotations
@@ -63,22 +69,54 @@ def read_chunks(collection: Any, page: int = 500) -> tuple[list[str], list[str],
     return ids, titles, texts, np.concatenate(vecs)
 
 
-def sentence_units(corpus: Path, window_tokens: Any) -> tuple[list[str], list[str]]:
-    """(paper id, embed text) per sentence of every chunk ingest would make of the corpus."""
+def corpus_chunks(corpus: Path, window_tokens: Any) -> list[tuple[str, str, str]]:
+    """(paper id, title, chunk text) of every chunk ingest would make of the corpus."""
     from ingest.chunking import chunk_paper
     from ingest.readers import Located, read_path
 
+    out: list[tuple[str, str, str]] = []
+    for item in read_path(corpus):
+        if isinstance(item, Located):
+            out.extend((item.paper.paper_id, item.paper.title, n.text)
+                       for n in chunk_paper(item.paper, window_tokens=window_tokens))
+    return out
+
+
+def sentence_units(chunks: list[tuple[str, str, str]]) -> tuple[list[str], list[str]]:
+    """(paper id, embed text) per sentence of every chunk."""
     pids: list[str] = []
     units: list[str] = []
-    for item in read_path(corpus):
-        if not isinstance(item, Located):
-            continue
-        paper = item.paper
-        for node in chunk_paper(paper, window_tokens=window_tokens):
-            for s in split_sentences(node.text):
-                pids.append(paper.paper_id)
-                units.append(embed_text(paper.title, s))
+    for pid, title, text in chunks:
+        for s in split_sentences(text):
+            pids.append(pid)
+            units.append(embed_text(title, s))
     return pids, units
+
+
+def late_vectors(pc: Any, chunks: list[tuple[str, str, str]]) -> tuple[list[str], np.ndarray, np.ndarray, float]:
+    """Late-chunked sentence vectors of every chunk, from the chunk's own forward pass (cached by the embedder).
+
+    Returns the paper id per sentence, the vectors pooled over the sentence's tokens, those pooled over the
+    title's and the sentence's tokens, and the seconds it took."""
+    from ingest.chunking import sentence_spans
+
+    pids: list[str] = []
+    alone: list[np.ndarray] = []
+    titled: list[np.ndarray] = []
+    t = time.perf_counter()
+    step = 2048
+    for i in range(0, len(chunks), step):
+        part = chunks[i:i + step]
+        spans = [sentence_spans(title, text) for _, title, text in part]
+        units = [[(s,) for s in sp] + [((0, len(title)), s) for s in sp] for (_, title, _), sp in zip(part, spans)]
+        _, mats = pc.embed.get_text_and_unit_embeddings([embed_text(title, text) for _, title, text in part], units)
+        for (pid, _, _), sp, m in zip(part, spans, mats):
+            pids.extend([pid] * len(sp))
+            alone.append(m[: len(sp)])
+            titled.append(m[len(sp):])
+        print(f"  chunks late-pooled: {min(i + step, len(chunks))}/{len(chunks)} ({time.perf_counter() - t:.0f} s)",
+              file=sys.stderr, flush=True)
+    return pids, np.concatenate(alone), np.concatenate(titled), time.perf_counter() - t
 
 
 def sentence_vectors(pc: Any, units: list[str], folder: Path) -> tuple[np.ndarray, float | None]:
@@ -152,6 +190,7 @@ def main() -> int:
     ap.add_argument("--vectors", type=Path, help="sentence-vector cache folder (default: HOME/maxp)")
     ap.add_argument("--limit", type=int, help="only the first N queries")
     ap.add_argument("--out", type=Path, help="write the table as JSON")
+    ap.add_argument("--no-separate", action="store_true", help="skip separately embedded sentences (late only)")
     args = ap.parse_args()
     from rag.engine import Paperchat
     from rag.settings import Settings
@@ -159,8 +198,12 @@ def main() -> int:
     print(machine(), file=sys.stderr)
     pc = Paperchat(home=args.home, collection="beir", cache_dir=Settings().cache_path.parent)
     corpus = find(args.beir, "corpus.jsonl")
-    s_pids, units = sentence_units(corpus, pc.embed.window_tokens)  # embedded before ingest: see --help
-    s_vecs, secs = sentence_vectors(pc, units, args.vectors or args.home / "maxp")
+    chunks = corpus_chunks(corpus, pc.embed.window_tokens)
+    l_pids, l_alone, l_titled, l_secs = late_vectors(pc, chunks)  # caches the chunk vectors ingest needs too
+    print(f"late pooling pass: {l_secs:.1f} s for {len(chunks)} chunks", file=sys.stderr)
+    s_pids, units = sentence_units(chunks)  # embedded before ingest: see --help
+    s_vecs, secs = ((l_alone, None) if args.no_separate else
+                    sentence_vectors(pc, units, args.vectors or args.home / "maxp"))
     pc.ingest([corpus], progress=True)
     qrels = load_qrels(args.beir, args.split)
     queries = load_queries(args.beir, set(qrels))
@@ -179,6 +222,8 @@ def main() -> int:
 
     c_papers, c_order, c_starts = group([paper_id_of(c) for c in chunk_ids])
     s_papers, s_order, s_starts = group(s_pids)
+    if len(l_pids) != len(s_pids) or group(l_pids)[0] != s_papers:
+        raise SystemExit("late and separate sentence sets differ")
     if c_papers != s_papers:
         raise SystemExit("chunk and sentence paper sets differ")
     papers = c_papers
@@ -188,6 +233,8 @@ def main() -> int:
     s = pc.settings
     cand, weights = s.candidates, [s.dense_weight, s.lexical_weight]
     retr = pc.retriever("hybrid", top_k=100)
+    retr.sentences = None  # the baseline: chunks only (the product before sentence evidence)
+    product = pc.retriever("hybrid", top_k=100)  # sentence evidence from the ingest's sidecar, as `ask` uses it
     runs: dict[str, dict[str, list[str]]] = {}
     dense_runs: dict[str, dict[str, list[str]]] = {}
 
@@ -204,6 +251,11 @@ def main() -> int:
         runs.setdefault("default (product hybrid)", {})[qid] = [h.paper_id for h in retr.hits(text, q.tolist())]
         dense_runs.setdefault("default (product hybrid)", {})[qid] = sorted(
             (d := retr.dense(q.tolist(), retr.filters)), key=lambda p: -d[p])[:100]
+        if product.sentences is not None:
+            name = "product: sentence evidence (candidates rescored)"
+            runs.setdefault(name, {})[qid] = [h.paper_id for h in product.hits(text, q.tolist())]
+            e = product.evidence(q.tolist(), d, lex)
+            dense_runs.setdefault(name, {})[qid] = sorted(e, key=lambda p: -e[p])[:100]
         chunk = per_paper(chunk_vecs @ q, c_order, c_starts, c_inv)
         sent = per_paper(s_vecs @ q, s_order, s_starts, s_inv)
         sent2 = per_paper(s_vecs @ q, s_order, s_starts, s_inv, top2=True)
@@ -214,6 +266,13 @@ def main() -> int:
         add("mean of 2 best sentences", qid, top_papers(sent2, papers, cand), lex)
         add("mean(best sentence, best chunk)", qid, top_papers((sent + chunk) / 2, papers, cand), lex)
         add("max(best sentence, best chunk)", qid, top_papers(np.maximum(sent, chunk), papers, cand), lex)
+        late = per_paper(l_alone @ q, s_order, s_starts, s_inv)
+        late_t = per_paper(l_titled @ q, s_order, s_starts, s_inv)
+        add("late: best sentence (MaxP)", qid, top_papers(late, papers, cand), lex)
+        add("late: max(best sentence, best chunk)", qid, top_papers(np.maximum(late, chunk), papers, cand), lex)
+        add("late+title: best sentence (MaxP)", qid, top_papers(late_t, papers, cand), lex)
+        add("late+title: max(best sentence, best chunk)", qid, top_papers(np.maximum(late_t, chunk), papers, cand),
+            lex)
         add("3-way: chunk 0.5 + sentence 0.5 + BM25 1", qid, chunk_d, lex, [0.5, 0.5, 1.0], [sent_d])
         add("MaxP, dense 0.6 / BM25 0.4", qid, sent_d, lex, [0.6, 0.4])
         add("MaxP, dense 0.4 / BM25 0.6", qid, sent_d, lex, [0.4, 0.6])
@@ -237,7 +296,8 @@ def main() -> int:
               f"{m['dense_ndcg@10']:10.4f} {m['delta']:+8.4f} [{lo:+.4f}, {hi:+.4f}]")
     if args.out:
         args.out.write_text(json.dumps({"machine": machine(), "sentences": len(units), "chunks": len(chunk_ids),
-                                        "sentence_embed_seconds": secs, "rows": table}, indent=1))
+                                        "sentence_embed_seconds": secs, "late_seconds": l_secs,
+                                        "separate": not args.no_separate, "rows": table}, indent=1))
     return 0
 
 
