@@ -1,6 +1,6 @@
 """Durability: re-ingest is idempotent; `kill -9` of a `paperchat ingest` at random points (with a reader
-querying throughout), then a rerun, leaves exact paper and chunk counts with nothing duplicated and
-`paperchat doctor` ok; a query while an ingest runs in another process does not crash; a stale lexical
+querying throughout), then a rerun, leaves exact paper and chunk counts with nothing duplicated, sentence
+vectors for exactly the stored content, and `paperchat doctor` ok; a query while an ingest runs in another process does not crash; a stale lexical
 index is always detected and repaired; doctor finds and repairs a lexical index that disagrees with Chroma."""
 
 from __future__ import annotations
@@ -140,6 +140,10 @@ def assert_exact(pc: Paperchat, path: Path) -> None:
     h = pc.health()
     assert h.ok, h
     assert pc.lexical.fingerprint() == h.fingerprint == pc.store.stored_fingerprint()
+    stored = {str(m["paper_id"]): str(m["content_hash"]) for m in got["metadatas"]}
+    assert pc.collection.sentences is not None and pc.collection.sentences.hashes() == stored, \
+        "sentence vectors are not exactly those of the stored papers' content"
+    assert h.notes == []
 
 
 def test_reingest_is_idempotent(tmp_path: Path, embed) -> None:  # type: ignore[no-untyped-def]
