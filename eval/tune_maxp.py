@@ -169,6 +169,23 @@ def per_paper(sims: np.ndarray, order: np.ndarray, starts: np.ndarray, inverse_s
     return (best + second) / 2
 
 
+def rare_share(pc: Any, corpus: Path, queries: dict[str, str], max_df: int = 5) -> dict[str, float]:
+    """Per query, the share of its BM25 terms (the index's tokenizer) found in at most `max_df` papers."""
+    from ingest.readers import Located, read_path
+
+    tok = pc.lexical._tok  # the index's own tokenizer (lowercase, stop words, stemmer)
+    df: dict[str, int] = {}
+    for item in read_path(corpus):
+        if isinstance(item, Located):
+            for t in set(tok(f"{item.paper.title} {item.paper.abstract}")):
+                df[t] = df.get(t, 0) + 1
+    out: dict[str, float] = {}
+    for qid, text in queries.items():
+        terms = set(tok(text))
+        out[qid] = sum(df.get(t, 0) <= max_df for t in terms) / len(terms) if terms else 0.0
+    return out
+
+
 def top_papers(scores: np.ndarray, papers: list[str], k: int) -> dict[str, float]:
     """The k best papers as id -> score."""
     idx = np.argpartition(-scores, min(k, len(scores) - 1))[:k]
@@ -196,7 +213,7 @@ def main() -> int:
     from rag.settings import Settings
 
     print(machine(), file=sys.stderr)
-    pc = Paperchat(home=args.home, collection="beir", cache_dir=Settings().cache_path.parent)
+    pc = Paperchat(home=args.home, collection="beir", cache_dir=Settings().cache_path.parent, sentence_evidence=True)
     corpus = find(args.beir, "corpus.jsonl")
     chunks = corpus_chunks(corpus, pc.embed.window_tokens)
     l_pids, l_alone, l_titled, l_secs = late_vectors(pc, chunks)  # caches the chunk vectors ingest needs too
@@ -244,6 +261,7 @@ def main() -> int:
         runs.setdefault(name, {})[qid] = [p for p, _ in fused[:100]]
         dense_runs.setdefault(name, {})[qid] = sorted(dense, key=lambda p: -dense[p])[:100]
 
+    rare = rare_share(pc, corpus, queries)
     t = time.perf_counter()
     for qid, text in queries.items():
         q = np.asarray(pc.embed.get_query_embedding(text), dtype=np.float32)
@@ -271,8 +289,11 @@ def main() -> int:
         add("late: best sentence (MaxP)", qid, top_papers(late, papers, cand), lex)
         add("late: max(best sentence, best chunk)", qid, top_papers(np.maximum(late, chunk), papers, cand), lex)
         add("late+title: best sentence (MaxP)", qid, top_papers(late_t, papers, cand), lex)
-        add("late+title: max(best sentence, best chunk)", qid, top_papers(np.maximum(late_t, chunk), papers, cand),
-            lex)
+        late_max = top_papers(np.maximum(late_t, chunk), papers, cand)
+        add("late+title: max(best sentence, best chunk)", qid, late_max, lex)
+        for a in (0.4, 0.8):  # query-adaptive: more BM25 weight when the query has rare exact terms
+            add(f"late+title max, BM25 weight 1 + {a} x (rare share - 0.5)", qid, late_max, lex,
+                [1.0, 1.0 + a * (rare[qid] - 0.5)])
         add("3-way: chunk 0.5 + sentence 0.5 + BM25 1", qid, chunk_d, lex, [0.5, 0.5, 1.0], [sent_d])
         add("MaxP, dense 0.6 / BM25 0.4", qid, sent_d, lex, [0.6, 0.4])
         add("MaxP, dense 0.4 / BM25 0.6", qid, sent_d, lex, [0.4, 0.6])

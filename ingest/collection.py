@@ -192,7 +192,7 @@ class Collection:
 
     def __init__(self, home: Path, name: str = "papers", chroma_url: str | None = None,
                  embed: EmbedSpec | Any = None, lexical_engine: Any = SqliteBm25, recheck_s: float = 2.0,
-                 sentence_evidence: bool = True) -> None:
+                 sentence_evidence: bool = False) -> None:
         self.home = Path(home)
         self.name = name
         self.chroma_url = chroma_url
@@ -599,5 +599,5 @@ class Collection:
         if not missing:
             return []
         return [f"sentence evidence: {missing} of {len(stored)} papers have no sentence vectors (written before they "
-                "existed) and are ranked by their chunks only; ingest their files again to add them (the chunk "
-                "vectors come from the embedding cache), or set PAPERCHAT_SENTENCE_EVIDENCE=false"]
+                "existed, or with it off) and are ranked by their chunks only; ingest their files again to add them "
+                "(the chunk vectors come from the embedding cache), or set PAPERCHAT_SENTENCE_EVIDENCE=false"]

@@ -35,9 +35,10 @@ class Settings(BaseSettings):
     candidates: int = Field(100, ge=10, le=1000, description="Candidates each retriever returns before fusion.")
     fusion: Literal["rrf", "score"] = Field("score", description="How dense and BM25 rankings are combined (score: min-max normalised weighted sum; best on SciFact train).")
     sentence_evidence: bool = Field(
-        True, description="Rank a paper by its best sentence or chunk (MaxP): ingest also stores each sentence's "
+        False, description="Rank a paper by its best sentence or chunk (MaxP): ingest also stores each sentence's "
         "vector, pooled from its chunk's forward pass (no extra model runs), and retrieval rescores the fused "
-        "candidates with them. Collections written without them fall back to chunks (`paperchat doctor` says so).")
+        "candidates with them. Off by default until it is measured on the full SciFact train set (README); "
+        "collections written without them fall back to chunks (`paperchat doctor` says so).")
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
     dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in fusion.")
     lexical_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in fusion.")

@@ -1,4 +1,4 @@
-"""The bundled model's vectors for the chunks of data/sample (and their sentences' late-pooled vectors), shipped so the fast suite's sample index costs no
+"""The bundled model's vectors for the chunks of data/sample, shipped so the fast suite's sample index costs no
 forward pass (131 chunks, ~5 s of CPU on a 2-core machine). The test session seeds its embedding cache with them;
 ingest, Chroma, the lexical index and every query still run for real, and other tests embed with the model.
 
@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ingest.embeddings import BUNDLED_MODEL, EmbeddingCache, unit_key
-from ingest.encoders import Unit
+from ingest.embeddings import BUNDLED_MODEL, EmbeddingCache
 
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS = ROOT / "tests" / "data" / "sample_vectors.npz"
@@ -48,30 +47,19 @@ def sample_chunk_texts(home: Path, cache_dir: Path) -> tuple[list[str], np.ndarr
     vectors: list[list[float]] = []
     real = LocalEmbedding.get_text_embedding_batch
 
-    real_units = LocalEmbedding.get_text_and_unit_embeddings
-
     def record(self: LocalEmbedding, batch: list[str], show_progress: bool = False, **kw: object) -> list[list[float]]:
         out = real(self, batch, show_progress, **kw)
         texts.extend(batch)
         vectors.extend(out)
         return out
 
-    def record_units(self: LocalEmbedding, batch: list[str], units: list[list[Unit]]
-                     ) -> tuple[list[list[float]], list[np.ndarray]]:
-        out, mats = real_units(self, batch, units)  # the sentence vectors, under their cache keys
-        texts.extend(batch + [unit_key(t, u) for t, us in zip(batch, units) for u in us])
-        vectors.extend(out + [row.tolist() for m in mats for row in m])
-        return out, mats
-
     export = LocalEmbedding.ensure_query_model
     LocalEmbedding.get_text_embedding_batch = record  # type: ignore[method-assign]
-    LocalEmbedding.get_text_and_unit_embeddings = record_units  # type: ignore[method-assign, assignment]
     LocalEmbedding.ensure_query_model = lambda self: None  # type: ignore[method-assign]  # no ONNX export child
     try:
         Paperchat(home=home, cache_dir=cache_dir).ingest([ROOT / "data" / "sample"])
     finally:
         LocalEmbedding.get_text_embedding_batch = real  # type: ignore[method-assign]
-        LocalEmbedding.get_text_and_unit_embeddings = real_units  # type: ignore[method-assign]
         LocalEmbedding.ensure_query_model = export  # type: ignore[method-assign]
     return texts, np.asarray(vectors, dtype=np.float32)
 

@@ -67,8 +67,8 @@ def embed(cache_dir: Path):  # type: ignore[no-untyped-def]
 
 def engine(home: Path, embed, lexical: str = "sqlite") -> Paperchat:  # type: ignore[no-untyped-def]
     """A Paperchat sharing the loaded model (the index is what is under test)."""
-    return Paperchat.over(Collection(home, embed=embed, lexical_engine=ENGINES[lexical]), home=home,
-                          lexical_engine=lexical)
+    return Paperchat.over(Collection(home, embed=embed, lexical_engine=ENGINES[lexical], sentence_evidence=True),
+                          home=home, lexical_engine=lexical, sentence_evidence=True)
 
 
 QUERIES = ["knowledge distillation for speech recognition", "sparse attention study 12", "protein folding CASP",
@@ -160,7 +160,8 @@ def test_reingest_is_idempotent(tmp_path: Path, embed) -> None:  # type: ignore[
 
 
 def test_kill_9_at_random_points_then_rerun_is_exact(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                     embed) -> None:  # type: ignore[no-untyped-def]
+                                                     monkeypatch: pytest.MonkeyPatch, embed) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("PAPERCHAT_SENTENCE_EVIDENCE", "true")  # the children write sentence vectors too
     seed = int(os.environ.get("PAPERCHAT_TEST_SEED", random.randrange(10_000)))
     rnd = random.Random(seed)
     home = tmp_path / "home"
