@@ -6,12 +6,13 @@
 Stages (each appends to <work>/results.json; rerunning skips what is recorded there, and an ingest cut
 short resumes where it stopped, because ingest skips papers already stored unchanged):
   slice   plain llama-index vs paperchat on the first 2,000 records, each side in its own process with an
-          empty home and embedding cache (abstracts/s, peak RSS): also "indexing 2,000 from scratch"
+          empty home and embedding cache (abstracts/s, peak RSS)
   grow    `paperchat ingest` of the first P records for each point P (progress bar with ETA on stderr; the
           papers below the previous point are unchanged and skipped), then in a new query process: hybrid
           retrieval p50/p95, RSS, and cold `paperchat ask` (best of 3)
-  add100  100 records beyond the last point added to the big collection (their vectors not cached), and
-          what the lexical side cost (no full rebuild: the time is compared with the 2,000 from scratch)
+  add100  paperchat indexing the first 2,000 records from scratch, then 100 new records added to the big
+          collection, both embedded by the model with empty caches, in the same run: wall and CPU time and
+          their ratio (the issue's <= 10%; --profile: a cProfile of the add in CPU seconds)
   server  the same Chroma data behind `chroma run` on 127.0.0.1: a new client's hybrid p50/p95, how long a
           client with an empty home takes to build its lexical index from the server, and to sync after
           another client added 100 papers
