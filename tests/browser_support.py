@@ -155,3 +155,59 @@ def open_tab(page: Any, name: str, marker: str) -> None:
             continue
     page.screenshot(path=str(ARTIFACTS / f"ui-tab-{name}-failed.png"))
     raise AssertionError(f"tab {name!r} did not open")
+
+
+def ask(page: Any, question: str, turn: int) -> None:
+    """Send a question and wait for its cited answer and that turn's sources panel."""
+    page.fill("#pc-question textarea", question)
+    page.click("#pc-send")
+    # the final answer carries links to this turn's source cards; the panel shows them
+    page.wait_for_selector(f'#pc-chat a.pc-cite[href^="#pc-src-{turn}-"]', timeout=120_000)
+    page.wait_for_selector(f'#pc-sources-panel[data-turn="{turn}"]', timeout=30_000)
+
+
+def page_search_pick_ask(page: Any, total: int, search: str, title: str, typed: str, question: str, turn: int,
+                         shot: str = "ui-picker") -> dict[str, float]:
+    """The collection tab pages on the server (50 rows a page of `total`) and finds `title` by `search`; the
+    picker finds it as `typed` is typed; `question` restricted to it gets an answer citing only it.
+
+    Returns the seconds each step took, from the action to what it shows (the page must stay responsive)."""
+    times: dict[str, float] = {}
+    t = time.perf_counter()
+    open_tab(page, "Collection", "#pc-search")
+    page.fill("#pc-search input, #pc-search textarea", "")
+    page.wait_for_function(f"() => document.querySelector('#pc-page').innerText.includes('Papers 1–50 of {total:,}')")
+    times["collection_tab_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    page.click("#pc-next")
+    page.wait_for_function(f"() => document.querySelector('#pc-page').innerText.includes('Papers 51–{min(100, total):,} "
+                           f"of {total:,}')")
+    times["next_page_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    page.fill("#pc-search input, #pc-search textarea", search)
+    page.wait_for_function("(t) => document.querySelector('#pc-page').innerText.includes('matching') &&"
+                           " document.querySelector('#pc-table').innerText.includes(t)", arg=title)
+    times["table_search_s"] = time.perf_counter() - t
+    open_tab(page, "Chat", "#pc-send")
+    page.get_by_text("Retrieval controls").click()
+    box = page.locator("#pc-papers input")
+    box.wait_for(state="visible")
+    t = time.perf_counter()
+    box.click()
+    box.press_sequentially(typed, delay=30)
+    option = page.get_by_role("option", name=title[:90]).first
+    option.wait_for(timeout=30_000)
+    times["picker_search_s"] = time.perf_counter() - t
+    option.click()
+    page.keyboard.press("Escape")  # close the options list; the chosen paper stays selected
+    page.screenshot(path=str(ARTIFACTS / f"{shot}.png"))
+    assert title[:40] in page.locator("#pc-papers").inner_text()
+    t = time.perf_counter()
+    try:
+        ask(page, question, turn)
+    finally:
+        page.screenshot(path=str(ARTIFACTS / f"{shot}-answer.png"))
+    times["restricted_answer_s"] = time.perf_counter() - t
+    cited = page.locator("#pc-sources .pc-card")
+    assert cited.count() >= 1 and all(title in cited.nth(i).inner_text() for i in range(cited.count()))
+    return {k: round(v, 2) for k, v in times.items()}

@@ -7,14 +7,14 @@ supporting sentence highlighted, uploads a JSONL file and sees it counted. Scree
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.browser_support import ARTIFACTS, Served, free_port, need_chromium, open_page, open_tab, upload
+from tests.browser_support import (ARTIFACTS, Served, ask, free_port, need_chromium, open_page, open_tab,
+                                   page_search_pick_ask, upload)
 
 pytestmark = pytest.mark.slow
 
@@ -44,18 +44,10 @@ def browser_page(browser: Any, server: Served) -> Iterator[Any]:
         page.context.close()
 
 
-def _ask(page: Any, question: str, turn: int) -> None:
-    page.fill("#pc-question textarea", question)
-    page.click("#pc-send")
-    # the final answer carries links to this turn's source cards; the panel shows them
-    page.wait_for_selector(f'#pc-chat a.pc-cite[href^="#pc-src-{turn}-"]', timeout=120_000)
-    page.wait_for_selector(f'#pc-sources-panel[data-turn="{turn}"]', timeout=30_000)
-
-
 def test_answer_streams_and_citation_shows_highlighted_source(browser_page: Any) -> None:
     page = browser_page
     page.wait_for_function("() => document.querySelector('#pc-examples').innerText.includes('What does the paper')")
-    _ask(page, QUESTION, 0)
+    ask(page, QUESTION, 0)
     card = page.locator("#pc-sources .pc-card.pc-cited", has_text=GROK)
     assert card.count() == 1
     card_id = card.get_attribute("id")
@@ -73,7 +65,7 @@ def test_answer_streams_and_citation_shows_highlighted_source(browser_page: Any)
 
 def test_citation_of_an_earlier_answer_brings_its_sources_back(browser_page: Any) -> None:
     page = browser_page
-    _ask(page, "What limits pointer networks?", 1)
+    ask(page, "What limits pointer networks?", 1)
     assert "Pointer Networks" in page.locator("#pc-sources-panel").inner_text()
     page.locator('#pc-chat a.pc-cite[href="#pc-src-0-1"]').first.click()
     page.wait_for_selector('#pc-sources-panel[data-turn="0"] #pc-src-0-1.pc-active')
@@ -117,49 +109,15 @@ def test_settings_test_connection_reports_a_dead_llm_without_breaking_chat(brows
     page.click("#pc-apply")  # a backend that cannot answer is never switched to
     page.wait_for_function("() => document.querySelector('#pc-llm-status').innerText.includes('not applied')")
     open_tab(page, "Chat", "#pc-send")
-    _ask(page, "How do deep networks grok?", 2)  # still answered: the configured backend did not change
+    ask(page, "How do deep networks grok?", 2)  # still answered: the configured backend did not change
 
 
 def test_collection_pages_and_the_picker_restricts_a_question(browser_page: Any) -> None:
     """Server-side paging of the table; the picker searches as you type; a question restricted to the picked
     paper cites only it. Prints how long each step took (the page must stay responsive)."""
-    page = browser_page
-    open_tab(page, "Collection", "#pc-search")
-    page.fill("#pc-search input, #pc-search textarea", "")
-    page.wait_for_function("() => document.querySelector('#pc-page').innerText.includes('Papers 1–50 of 66')")
-    t = time.perf_counter()
-    page.click("#pc-next")
-    page.wait_for_function("() => document.querySelector('#pc-page').innerText.includes('Papers 51–66 of 66')")
-    next_s = time.perf_counter() - t
-    t = time.perf_counter()
-    page.fill("#pc-search input, #pc-search textarea", "always grok")
-    page.wait_for_function("() => document.querySelector('#pc-page').innerText.includes('of 1 matching')")
-    search_s = time.perf_counter() - t
-    assert GROK in page.locator("#pc-table").inner_text()
-    open_tab(page, "Chat", "#pc-send")
-    page.get_by_text("Retrieval controls").click()
-    box = page.locator("#pc-papers input")
-    box.wait_for(state="visible")
-    t = time.perf_counter()
-    box.click()
-    box.press_sequentially("Always Grok", delay=30)
-    option = page.get_by_role("option", name=GROK).first
-    option.wait_for(timeout=30_000)
-    picker_s = time.perf_counter() - t
-    option.click()
-    page.keyboard.press("Escape")  # close the options list; the chosen paper stays selected
-    page.screenshot(path=str(ARTIFACTS / "ui-picker.png"))
-    assert "Always Grok" in page.locator("#pc-papers").inner_text()
-    t = time.perf_counter()
-    try:
-        _ask(page, "Why does grokking happen in deep networks?", 3)
-    finally:
-        page.screenshot(path=str(ARTIFACTS / "ui-picker-answer.png"))
-    ask_s = time.perf_counter() - t
-    cited = page.locator("#pc-sources .pc-card")
-    assert cited.count() >= 1 and all(GROK in cited.nth(i).inner_text() for i in range(cited.count()))
-    print(f"\nUI timings: next page {next_s:.2f} s, table search {search_s:.2f} s, picker search {picker_s:.2f} s, "
-          f"restricted answer {ask_s:.2f} s")
+    times = page_search_pick_ask(browser_page, 66, "always grok", GROK, "Always Grok",
+                                 "Why does grokking happen in deep networks?", 3)
+    print(f"\nUI timings: {times}")
 
 
 def test_no_request_left_the_machine(browser_page: Any, server: Served) -> None:
