@@ -258,11 +258,15 @@ class Collection:
     @property
     def sentences(self) -> SentenceStore | None:
         """Per-paper chunk and sentence vectors (ingest/sentence_store.py); None when off or never written."""
-        if self._sentences is None and self.sentence_evidence and self.embed_can_pool():
+        if self._sentences is None and self._evidence_on():
             with self._init:
                 if self._sentences is None:
                     self._sentences = SentenceStore.open(self.sentences_path, self._identity()[1])
         return self._sentences
+
+    def _evidence_on(self) -> bool:
+        """Sentence evidence is asked for and the embedder can provide it."""
+        return self.sentence_evidence and self.embed_can_pool()
 
     def embed_can_pool(self) -> bool:
         """Whether the embedder can late-pool sentences (the bundled model; not a remote /v1/embeddings)."""
@@ -270,7 +274,7 @@ class Collection:
 
     def _writer_sentences(self) -> SentenceStore | None:
         """Writer only: the sentence store, created when sentence evidence is on."""
-        if not (self.sentence_evidence and self.embed_can_pool()):
+        if not self._evidence_on():
             return None
         if self._sentences is None:
             self._sentences = SentenceStore(self.sentences_path, self._identity()[1])
@@ -592,7 +596,7 @@ class Collection:
 
     def _evidence_notes(self, stored: dict[str, str]) -> list[str]:
         """A note when sentence evidence is on but some stored papers have no sentence vectors for their content."""
-        if not (self.sentence_evidence and self.embed_can_pool()) or not stored:
+        if not self._evidence_on() or not stored:
             return []
         have = self.sentences.hashes() if self.sentences is not None else {}
         missing = sum(1 for pid, h in stored.items() if have.get(pid) != h)
