@@ -113,7 +113,10 @@ class Paperchat:
     def retrieve(self, question: str, k: int | None = None, filters: Filters | None = None,
                  mode: str = "hybrid") -> list[Source]:
         """The top-k papers for a question as numbered sources (full abstracts)."""
-        b = self._bundle
+        return self._retrieve(self._bundle, question, k, filters, mode)
+
+    def _retrieve(self, b: Bundle, question: str, k: int | None, filters: Filters | None,
+                  mode: str = "hybrid") -> list[Source]:
         return sources.retrieve(self.collection, b.settings, question, k, filters, mode,
                                 lambda: b.reranker(self._embed_of))
 
@@ -144,9 +147,10 @@ class Paperchat:
             yield text
             yield make_answer(question, text, True, b.settings.llm, [], [], t0, time.perf_counter(), text)
             return
-        found = self.retrieve(question[:self.settings.max_question_chars], k, filters)
+        found = self._retrieve(b, question[:b.settings.max_question_chars], k, filters)
         t1 = time.perf_counter()
-        yield from answer_stream(question, found, self.answerer(), self.extractive(), b.settings, t0, t1)
+        yield from answer_stream(question, found, b.answerer(self._embed_of), b.extractive(self._embed_of),
+                                 b.settings, t0, t1)
 
     def empty_message(self) -> str:
         """What is said when there is nothing to search: names the collection's absolute location."""

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from ingest.filters import Filters
 from rag.cli import main
 from rag.engine import Paperchat
+from rag.types import Source
 from tests.conftest import ROOT, SAMPLE, NetworkGuard
 
 GROK = "Which paper explains why grokking happens in deep networks?"
@@ -94,3 +100,40 @@ def test_questions_file_writes_jsonl(tmp_path: Path) -> None:
                          check=True, capture_output=True, text=True, cwd=ROOT).stdout
     rows = [json.loads(x) for x in out.splitlines()]
     assert [r["abstained"] for r in rows] == [False, True]
+
+
+class _Scripted:
+    """A deterministic answerer that cites source [1] and names itself (no LLM server needed for this test)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def stream(self, question: str, sources: list[Source]) -> Iterator[str]:
+        yield re.split(r"(?<=\.)\s", sources[0].text)[0] + " [1]"  # a sentence the source supports
+
+    def shown(self, question: str, sources: list[Source]) -> list[Source]:
+        return sources
+
+
+def test_answer_in_flight_keeps_its_backend_when_another_user_switches(
+        sample_engine: Paperchat, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A switch while a question is being retrieved (another UI session) applies to the next question only."""
+    from rag.retrieval import sources as sources_mod
+
+    real = sources_mod.retrieve
+    first, second = _Scripted("first"), _Scripted("second")
+
+    def retrieve_then_switch(*args: Any, **kwargs: Any) -> list[Source]:
+        found = real(*args, **kwargs)
+        sample_engine.use_answerer(second)  # as if another session switched meanwhile
+        return found
+
+    sample_engine.use_answerer(first)
+    monkeypatch.setattr(sources_mod, "retrieve", retrieve_then_switch)
+    try:
+        ans = sample_engine.ask("What is grokking?")
+        assert ans.backend == "first" and not ans.notice
+        monkeypatch.setattr(sources_mod, "retrieve", real)
+        assert sample_engine.ask("What is grokking?").backend == "second"
+    finally:
+        sample_engine.use_answerer(None)
