@@ -8,7 +8,7 @@ cache (+500 MB over 3k chunks here). The vectors are the same (cosine > 0.9999, 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,13 @@ def span_pool(hidden: np.ndarray, offsets: Sequence[Span], units: Sequence[Unit]
     return out
 
 
+def length_batches(texts: list[str], batch_size: int) -> Iterator[list[int]]:
+    """Indices of `texts` in batches of similar length (the least padding), shortest first."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    for j in range(0, len(order), batch_size):
+        yield order[j:j + batch_size]
+
+
 def encode_units(tok: Any, hidden_of: Callable[[np.ndarray, np.ndarray], np.ndarray], texts: list[str],
                  units: list[list[Unit]], batch_size: int, dim: int) -> tuple[np.ndarray, list[np.ndarray]]:
     """One forward pass per text giving its mean-pooled vector and its units' late-pooled vectors.
@@ -85,9 +92,7 @@ def encode_units(tok: Any, hidden_of: Callable[[np.ndarray, np.ndarray], np.ndar
     """
     vecs = np.zeros((len(texts), dim), dtype=np.float32)
     pooled: list[np.ndarray] = [np.zeros((0, dim), dtype=np.float32)] * len(texts)
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    for j in range(0, len(order), batch_size):
-        idx = order[j:j + batch_size]
+    for idx in length_batches(texts, batch_size):
         encs = tok.encode_batch([texts[i] for i in idx])
         ids, mask = pad_encodings(encs, PAD_MULTIPLE)
         hidden = hidden_of(ids, mask)
@@ -107,9 +112,7 @@ def encode_sorted(texts: list[str], batch_size: int, encode_batch: Callable[[lis
                   dim: int) -> np.ndarray:
     """Vectors for texts in input order, encoded in batches of similar length (the least padding)."""
     out = np.zeros((len(texts), dim), dtype=np.float32)
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    for j in range(0, len(order), batch_size):
-        idx = order[j:j + batch_size]
+    for idx in length_batches(texts, batch_size):
         out[idx] = encode_batch([texts[i] for i in idx])
     return out
 
