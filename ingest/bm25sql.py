@@ -476,6 +476,15 @@ class SqliteBm25:
         return [{"paper_id": r[0], "title": r[1], "authors": r[2], "year": r[3], "date": r[4], "categories": r[5],
                  "url": r[6] or None} for r in rows]
 
+    def find_titles(self, text: str, limit: int) -> list[dict[str, Any]]:
+        """Up to `limit` papers whose title contains `text` (case-insensitive, as typed), sorted by title."""
+        q = text.lower()
+        with self._lock:
+            rows = self._db.execute("SELECT paper_id, title, authors, year, date, categories, url FROM docs "
+                                    "WHERE instr(sort, ?) > 0 ORDER BY sort, paper_id LIMIT ?", [q, int(limit)]).fetchall()
+        return [{"paper_id": r[0], "title": r[1], "authors": r[2], "year": r[3], "date": r[4], "categories": r[5],
+                 "url": r[6] or None} for r in rows]
+
     def categories(self) -> list[str]:
         """Every category of an indexed paper, sorted."""
         with self._lock:

@@ -381,6 +381,15 @@ class Collection:
         rows = self._matching(query)
         return rows[offset: None if limit is None else offset + limit]
 
+    def find_titles(self, text: str, limit: int) -> list[dict[str, Any]]:
+        """Up to `limit` papers whose title contains `text` as typed (case-insensitive), sorted by title: what a
+        picker filtering its options by the typed text will show (`list_papers` matches words anywhere)."""
+        lex = self.lexical
+        if hasattr(lex, "find_titles"):
+            return list(lex.find_titles(text, limit))
+        q = text.lower()
+        return [r for r in self._paper_table() if q in str(r["title"]).lower()][:limit]
+
     def _matching(self, query: str | None) -> list[dict[str, Any]]:
         rows = self._paper_table()
         q = (query or "").strip().lower()

@@ -174,6 +174,10 @@ class Paperchat:
         `offset`/`limit` page through them."""
         return self.collection.list_papers(query, limit, offset)
 
+    def find_titles(self, text: str, limit: int) -> list[dict[str, Any]]:
+        """Up to `limit` rows like `list_papers`'s whose title contains `text` as typed (case-insensitive)."""
+        return self.collection.find_titles(text, limit)
+
     def categories(self) -> list[str]:
         """Every category of a stored paper, sorted (e.g. for a UI's filter)."""
         return self.collection.categories()

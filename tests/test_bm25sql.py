@@ -119,6 +119,10 @@ def test_scores_equal_bm25s_after_adds_updates_and_deletes(tmp_path: Path) -> No
     assert ix.count_papers("AUTHOR 3") == len(hits)
     assert [r["paper_id"] for r in ix.list_papers("author 3", limit=100)] == [d.paper_id for d in hits]
     assert ix.list_papers("author 3 cs.lg", limit=1)[0]["categories"].startswith("cs.LG")
+    # the picker's search: the typed text inside the title, as typed (not words anywhere, not the authors)
+    in_title = [d.paper_id for d in rows if "er 01" in d.title.lower()]
+    assert [r["paper_id"] for r in ix.find_titles("ER 01", 100)] == in_title and in_title
+    assert ix.find_titles("author 3", 5) == [] and len(ix.find_titles("", 7)) == 7
     assert "stat.ML" in ix.categories()
 
 

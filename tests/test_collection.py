@@ -124,3 +124,17 @@ def test_an_unreadable_marker_is_stale(tmp_path: Path, bad: str) -> None:
     col.marker.path.parent.mkdir(parents=True)
     col.marker.path.write_text(bad)
     assert not col.marker.live()
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "bm25s"])
+def test_find_titles_is_the_typed_text_inside_a_title_on_either_engine(tmp_path: Path, cache_dir: Path,
+                                                                       engine: str) -> None:
+    from ingest.collection import ENGINES
+
+    col = Collection(tmp_path / "h", embed=embedding_model(cache_dir), lexical_engine=ENGINES[engine])
+    col.ingest([write_jsonl(tmp_path / "a.jsonl", corpus(12))])
+    titles = sorted((str(p["title"]).lower(), str(p["paper_id"])) for p in col.list_papers())
+    want = [pid for t, pid in titles if ": study 1" in t]  # study 1, 10, 11
+    assert [p["paper_id"] for p in col.find_titles(": STUDY 1", 10)] == want and len(want) == 3
+    assert col.find_titles("writer1", 10) == []  # authors match list_papers, not the picker
+    assert len(col.find_titles("", 5)) == 5

@@ -261,6 +261,9 @@ class FakeEngine:
     def count_papers(self, query: str | None = None) -> int:
         return len(self.list_papers(query))
 
+    def find_titles(self, text: str, limit: int) -> list[dict[str, Any]]:
+        return self.list_papers(text, limit)
+
     def categories(self) -> list[str]:
         return ["cs.LG"]
 
@@ -358,6 +361,11 @@ class BigCollection:
         ids = self._ids(query)
         return [self._row(i) for i in ids[offset: None if limit is None else offset + limit]]
 
+    def find_titles(self, text: str, limit: int) -> list[dict[str, Any]]:
+        self.limits.append(limit)
+        rows = (self._row(i) for i in range(self.N))
+        return [r for r in rows if text.lower() in r["title"].lower()][:limit]
+
 
 def test_collection_table_pages_on_the_server() -> None:
     from ui.app import PAGE, table_page
@@ -378,10 +386,32 @@ def test_paper_picker_searches_as_you_type_and_keeps_the_selection() -> None:
     from ui.app import PICKER, picker_choices
 
     big = BigCollection()
-    got = picker_choices(big, "topic 5", ["arxiv:2401.00007"])
+    got = picker_choices(big, "Topic 5", ["arxiv:2401.00007"])
     assert got[0] == ("Paper number 00007 on topic 7 (2024)", "arxiv:2401.00007")  # the selection stays first
-    assert len(got) == 1 + PICKER and all("topic" in name and "5" in name for name, _ in got[1:])
+    # every offered paper is one the dropdown shows: its label contains the typed text (the dropdown's filter)
+    assert len(got) == 1 + PICKER and all("topic 5" in name.lower() for name, _ in got[1:])
     assert None not in big.limits and max(x for x in big.limits if x is not None) <= PICKER
+    assert picker_choices(big, "", None)[0] == ("Paper number 00000 on topic 0 (2024)", "arxiv:2401.00000")
+
+
+def test_picker_label_keeps_what_was_typed_in_a_long_title() -> None:
+    from ui.app import picker_label
+
+    paper: dict[str, Any] = {"paper_id": "arxiv:1", "year": 2025, "title": "A" * 85 + " long title ending in Gaussian Splatting"}
+    assert picker_label(paper) == paper["title"][:90] + " (2025)"
+    assert picker_label(paper, "AAAA long") == paper["title"][:90] + " (2025)"
+    assert picker_label(paper, "gaussian splat") == paper["title"] + " (2025)"  # past the cut: the whole title
+
+
+def test_the_picker_searches_the_text_on_the_page_not_the_key_up_event() -> None:
+    """Gradio 6.31 re-runs a deferred always_last call with the event data of the call that ended, so the
+    picker's search must take the typed text from the page (js) and the event data must not be its input."""
+    from ui.app import PICKER_TYPED_JS, build_app
+
+    deps = [d for d in build_app(FakeEngine()).get_config_file()["dependencies"]
+            if any(t[1] == "key_up" for t in d["targets"])]
+    assert len(deps) == 1 and deps[0]["js"] == PICKER_TYPED_JS and deps[0]["trigger_mode"] == "always_last"
+    assert "#pc-papers input" in PICKER_TYPED_JS and len(deps[0]["inputs"]) == 2
 
 
 def test_year_fields_left_empty_or_zero_are_no_bound() -> None:

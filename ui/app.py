@@ -35,6 +35,11 @@ TABLE_HEADERS = ["paper_id", "title", "authors", "year", "categories"]
 PAGE = 50     # rows of the collection table sent to the browser at a time
 PICKER = 20   # papers offered by the picker for what was typed
 
+# The picker's search reads the typed text from the page, not from the key_up event: with
+# trigger_mode="always_last" Gradio (6.31) re-runs a deferred call with the event data of the call that just
+# ended, so gr.KeyUpData.input_value stays the first key typed while a search was running (found for issue 15).
+PICKER_TYPED_JS = "(selected, _) => [selected, (document.querySelector('#pc-papers input') || {}).value || '']"
+
 CSS = """
 .pc-sources { font-size: 0.92rem; max-height: 80vh; overflow-y: auto; padding-right: 4px; }
 .pc-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 8px 10px; margin: 6px 0;
@@ -158,17 +163,25 @@ def table_page(engine: Any, query: str, offset: int) -> tuple[Any, str, int]:
     return rows or [[""] * len(TABLE_HEADERS)], label, offset
 
 
-def picker_choices(engine: Any, query: str, selected: list[str] | None) -> list[tuple[str, str]]:
-    """(label, paper_id) for the paper picker: the selected papers first, then up to PICKER matches of `query`."""
-    def label(p: dict[str, Any]) -> str:
-        return f"{p['title'][:90]} ({p['year'] or p['paper_id']})"
+def picker_label(paper: dict[str, Any], typed: str = "") -> str:
+    """A picker option: the title (cut at 90 characters unless `typed` matches past the cut) and the year."""
+    title = str(paper["title"])
+    if len(title) > 90 and typed.lower() in title[:90].lower():
+        title = title[:90]
+    return f"{title} ({paper['year'] or paper['paper_id']})"
 
+
+def picker_choices(engine: Any, typed: str, selected: list[str] | None) -> list[tuple[str, str]]:
+    """(label, paper_id) for the paper picker: the selected papers first, then up to PICKER papers whose title
+    contains `typed` as typed. The dropdown shows only options whose label contains the typed text, so the
+    server offers exactly those (a words-anywhere match would fill the PICKER slots with hidden options)."""
+    typed = typed or ""
     out: dict[str, str] = {}
     for pid in dict.fromkeys(selected or []):
         hit = [p for p in engine.list_papers(pid, limit=5) if p["paper_id"] == pid]
-        out[pid] = label(hit[0]) if hit else pid
-    for p in engine.list_papers((query or "").strip(), limit=PICKER):
-        out.setdefault(p["paper_id"], label(p))
+        out[pid] = picker_label(hit[0]) if hit else pid
+    for p in engine.find_titles(typed if typed.strip() else "", PICKER):
+        out.setdefault(p["paper_id"], picker_label(p, typed))
     return [(name, pid) for pid, name in out.items()]
 
 
@@ -192,8 +205,8 @@ def build_app(engine: Any, access: SettingsAccess | None = None) -> gr.Blocks:
     def turn_page(query: str, offset: int, step: int) -> tuple[Any, str, int]:
         return table_page(engine, query, int(offset or 0) + step)
 
-    def find_papers(selected: list[str] | None, typed: gr.KeyUpData) -> Any:
-        return gr.update(choices=picker_choices(engine, typed.input_value, selected))
+    def find_papers(selected: list[str] | None, typed: str) -> Any:
+        return gr.update(choices=picker_choices(engine, typed, selected))
 
     # --- chat ------------------------------------------------------------------------
     def respond(message: str, state: ChatState | None, k: float, year_from: Any, year_to: Any,
@@ -371,8 +384,9 @@ def build_app(engine: Any, access: SettingsAccess | None = None) -> gr.Blocks:
                             categories = gr.Dropdown(choices=[], multiselect=True, label="Categories",
                                                      info="keep papers in any of these", allow_custom_value=True)
                             papers = gr.Dropdown(choices=[], multiselect=True, label="Restrict to papers",
-                                                 info="answer only from these papers; type to search titles",
+                                                 info="answer only from these papers; type part of a title to find one",
                                                  allow_custom_value=True, elem_id="pc-papers")
+                            picker_typed = gr.Textbox(visible=False)  # filled by PICKER_TYPED_JS
                         clear_btn = gr.Button("New conversation", size="sm")
                     with gr.Column(scale=2):
                         sources = gr.HTML(render.EMPTY_PANEL, elem_id="pc-sources", label="Sources")
@@ -448,8 +462,8 @@ def build_app(engine: Any, access: SettingsAccess | None = None) -> gr.Blocks:
         search.change(search_papers, search, page, api_visibility="private", trigger_mode="always_last")
         prev_btn.click(lambda q, o: turn_page(q, o, -PAGE), [search, offset], page, api_visibility="private")
         next_btn.click(lambda q, o: turn_page(q, o, PAGE), [search, offset], page, api_visibility="private")
-        papers.key_up(find_papers, papers, papers, api_visibility="private", show_progress="hidden",
-                      trigger_mode="always_last")
+        papers.key_up(find_papers, [papers, picker_typed], papers, js=PICKER_TYPED_JS, api_visibility="private",
+                      show_progress="hidden", trigger_mode="always_last")
         llm_inputs = [backend, base_url, model, api_key, gguf, timeout]
         test_btn.click(test_connection, llm_inputs, llm_status, api_visibility="private", concurrency_limit=2)
         apply_btn.click(apply_settings, llm_inputs, [llm_status, stats_md], api_visibility="private",
