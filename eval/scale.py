@@ -16,8 +16,10 @@ short resumes where it stopped, because ingest skips papers already stored uncha
   server  the same Chroma data behind `chroma run` on 127.0.0.1: a new client's hybrid p50/p95, how long a
           client with an empty home takes to build its lexical index from the server, and to sync after
           another client added 100 papers
-  kill    kill -9 of an ingest of 2,000 more records at a random point, rerun: exact paper and chunk counts
-          (against a clean chunking of the records) and `paperchat doctor` ok
+  kill    on a fresh copy of the big collection (--kill-base), kill -9 of an ingest of 2,000 records new to it
+          (the slice's, under new ids and titles) at a random point (--seed), rerun: exact paper and chunk
+          counts (the copy's own plus a clean chunking of the records; the rerun reports no duplicates) and
+          `paperchat doctor` ok
   query   (not in the default list; measured on every run) the query process of the existing collection in
           <work>/home: cold `paperchat ask` CPU time, peak RSS and wall (--repeat runs), hybrid p50/p95 and
           RSS; --baseline-src DIR measures another commit's code the same way, interleaved
@@ -167,7 +169,7 @@ def cli(args: list[str], env: dict[str, str], progress: bool = True) -> dict[str
     out = subprocess.run([sys.executable, "-c", CLI, *args], env=env, cwd=ROOT, stdout=subprocess.PIPE,
                          stderr=None if progress else subprocess.DEVNULL, text=True, check=False)
     last = json.loads(out.stdout.strip().splitlines()[-1]) if out.stdout.strip() else {"rc": out.returncode}
-    return {**last, "wall_s": round(time.perf_counter() - t, 2), "stdout": out.stdout[-400:]}
+    return {**last, "wall_s": round(time.perf_counter() - t, 2), "stdout": out.stdout[-400:], "out": out.stdout}
 
 
 def timed_ingest(data: Path, home: Path, env: dict[str, str], url: str | None = None) -> dict[str, Any]:
@@ -508,50 +510,96 @@ def expected_counts(files: list[Path]) -> tuple[int, int]:
     return len(seen), chunks
 
 
+def kill_records(src: Path, dst: Path) -> int:
+    """The kill stage's records: the slice's under new ids and titles no stored paper (or other record) has.
+
+    Ingest dedups by id and by normalised title (titles of 24+ characters and 3+ words, ingest.dedup), so a
+    record is new only when both differ: "<title> (kill-stage record N)" is unique and always long enough."""
+    rows = [json.loads(line) for line in src.open()]
+    dst.write_text("".join(json.dumps({**r, "id": f"killstage.{i:05d}", "title": f"{r['title']} (kill-stage record {i})"})
+                           + "\n" for i, r in enumerate(rows)))
+    return len(rows)
+
+
+def lexical_rows(home: Path) -> int:
+    """Papers in the home's SQLite lexical table (read-only; 0 while there is none)."""
+    import sqlite3
+
+    for db in (home / "bm25").glob("*/bm25.sqlite"):
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+        try:
+            return int(con.execute("SELECT COUNT(*) FROM docs").fetchone()[0])
+        finally:
+            con.close()
+    return 0
+
+
+def stats_of(home: Path, env: dict[str, str]) -> dict[str, Any]:
+    st = cli(["stats", "--json", "--home", str(home)], env, progress=False)
+    body = st["out"].strip().splitlines()[:-1]  # the last line is the child wrapper's own report
+    return json.loads("\n".join(body)) if body else {}
+
+
 def stage_kill(a: argparse.Namespace, res: Results) -> None:
-    if "kill" in res:
+    """kill -9 of an ingest of 2,000 new records into a fresh copy of the big collection, a rerun, exact counts.
+
+    Every run starts from a copy of --kill-base (default <work>/home-snap, else <work>/home), so runs do not
+    depend on each other; the expected counts are the copy's own plus every record (all new to it)."""
+    key = f"kill:seed{a.seed}"
+    if key in res:
         return
-    home = a.work / "home"
-    last = a.points[-1]
-    done = sorted(a.work.glob("kill-*.jsonl"))  # earlier kill runs' records are in the collection too
-    data = a.work / f"kill-{len(done)}.jsonl"
-    start = last + 100 + 2000 * len(done)
-    n = write_slice(a.records, data, start, start + 2000)
-    if n < 2000:  # no records left past the last point: 2,000 renamed copies
-        rows = [json.loads(line) for line in (a.work / "slice-2000.jsonl").open()]
-        data.write_text("".join(json.dumps({**r, "id": f"kill{len(done)}.{i:05d}", "title": r["title"] + " (kill)"})
-                                + "\n" for i, r in enumerate(rows)))
+    base = a.kill_base or (a.work / "home-snap" if (a.work / "home-snap").exists() else a.work / "home")
+    home = a.work / "kill-home"
+    shutil.rmtree(home, ignore_errors=True)
+    log(f"kill: fresh copy of {base}")
+    shutil.copytree(base, home, symlinks=True)
+    write_slice(a.records, a.work / "slice-2000.jsonl", 0, a.slice)
+    data = a.work / "kill-records.jsonl"
+    n = kill_records(a.work / "slice-2000.jsonl", data)
     pool = make_pool(a) if a.vectors == "recycled" else None
     env = env_for(home, a.work / "cache-kill", pool)
+    shutil.rmtree(a.work / "cache-kill", ignore_errors=True)
+    before = stats_of(home, env_for(home, a.work / "cache"))
+    new_papers, new_chunks = expected_counts([data])
     proc = subprocess.Popen([sys.executable, "-c", CLI, "ingest", str(data), "--home", str(home), "--quiet"], env=env,
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    marker_dir = home / "bm25"
-    deadline = time.monotonic() + 600
-    while proc.poll() is None and time.monotonic() < deadline and not any(marker_dir.glob("*DIRTY*")):
-        time.sleep(0.05)
-    delay = random.Random(a.seed).uniform(1, 20)
-    time.sleep(delay)
+    # the kill point: once a random number of the records is committed (the lexical table grows in step with
+    # Chroma), plus a random part of a batch's time, so it lands mid-ingest whatever the machine's load
+    rnd = random.Random(a.seed)
+    target, extra = rnd.randrange(0, n - 256), rnd.uniform(0, 2)
+    t0 = time.monotonic()
+    while proc.poll() is None and time.monotonic() < t0 + 1800 and not any((home / "bm25").glob("*DIRTY*")):
+        time.sleep(0.05)  # the marker: the writer is about to write its first batch
+    while proc.poll() is None and time.monotonic() < t0 + 1800 and lexical_rows(home) - before.get("papers", 0) < target:
+        time.sleep(0.1)
+    time.sleep(extra)
     killed = proc.poll() is None
     if killed:
         os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    log(f"kill: {'killed' if killed else 'finished before'} {delay:.1f} s after the first write; rerunning")
-    r = cli(["ingest", str(data), "--home", str(home)], env)
-    files = [a.work / f"first-{last}.jsonl", a.work / "extra-100.jsonl", a.work / "server-extra-100.jsonl",
-             *done, data]
-    want_papers, want_chunks = expected_counts([f for f in files if f.exists()])
-    st = cli(["stats", "--json", "--home", str(home)], env_for(home, a.work / "cache"), progress=False)
-    body = st["stdout"].strip().splitlines()[:-1]  # the last line is the child wrapper's own report
-    stats = json.loads("\n".join(body)) if body else {}
+    at_kill = lexical_rows(home) - before.get("papers", 0)
+    log(f"kill: {'killed' if killed else 'finished before'} at {at_kill} of {n} records committed "
+        f"({time.monotonic() - t0:.1f} s); doctor, then rerun")
+    left = subprocess.run([sys.executable, "-m", "rag.cli", "doctor", "--no-repair", "--home", str(home)],
+                          env=env_for(home, a.work / "cache"), cwd=ROOT, capture_output=True, text=True, check=False)
+    r = cli(["ingest", str(data), "--home", str(home), "--json"], env)
+    report = json.loads("\n".join(r["out"].strip().splitlines()[:-1]) or "{}")
+    after = stats_of(home, env_for(home, a.work / "cache"))
     doc = subprocess.run([sys.executable, "-m", "rag.cli", "doctor", "--no-repair", "--home", str(home)],
                          env=env_for(home, a.work / "cache"), cwd=ROOT, capture_output=True, text=True, check=False)
-    row = {"killed": killed, "after_s": round(delay, 1), "rerun_s": r["wall_s"],
-           "papers": stats.get("papers"), "chunks": stats.get("chunks"),
+    want_papers, want_chunks = before.get("papers", 0) + new_papers, before.get("chunks", 0) + new_chunks
+    seen = sum(int(report.get(k, 0)) for k in ("added", "updated", "unchanged"))
+    row = {"killed": killed, "kill_target": target, "committed_at_kill": at_kill, "records": n, "base": str(base),
+           "after_kill_doctor_rc": left.returncode, "after_kill_doctor": left.stdout.strip().splitlines()[:4],
+           "base_papers": before.get("papers"), "base_chunks": before.get("chunks"),
+           "rerun": {k: report.get(k) for k in ("added", "updated", "unchanged", "duplicates", "rejected")},
+           "rerun_s": r["wall_s"], "papers": after.get("papers"), "chunks": after.get("chunks"),
            "expected_papers": want_papers, "expected_chunks": want_chunks,
-           "exact": stats.get("papers") == want_papers and stats.get("chunks") == want_chunks,
+           "exact": (after.get("papers"), after.get("chunks")) == (want_papers, want_chunks) and seen == n
+           and report.get("duplicates") == 0 and not report.get("rejected"),
            "doctor_rc": doc.returncode, "doctor": doc.stdout.strip().splitlines()[-1:] if doc.stdout else [],
            "cpu": cpu_line()}
-    res.put("kill", row)
+    res.put(key, row)
 
 
 def fit(res: Results) -> dict[str, Any]:
@@ -579,6 +627,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stages", default="slice,grow,add100,server,kill")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--slice", type=int, default=2000, help="records in the plain-vs-paperchat slice (2000)")
+    p.add_argument("--kill-base", type=Path, default=None,
+                   help="kill: the collection each run copies (default <work>/home-snap, else <work>/home)")
     p.add_argument("--profile", action="store_true", help="add100: write a cProfile of the add to <work>/add100.prof")
     p.add_argument("--repeat", type=int, default=5, help="cold asks per side in the query stage (5)")
     p.add_argument("--baseline-src", type=Path, default=None,
