@@ -364,7 +364,9 @@ class LocalEmbedding:
     def _encode(self, texts: list[str]) -> list[list[float]]:
         if not texts:
             return []
-        enc = self._query_encoder() if len(texts) <= 64 else None  # query-time sizes: skip the torch import
+        # query-time sizes skip the torch import; once the int8 bulk model is loaded it encodes every size
+        # (the fp32 query model is ~1.5x slower than int8 on AVX2, and small ingest batches went to it)
+        enc = self._query_encoder() if len(texts) <= 64 and self._int8 is None else None
         if enc is not None:
             from ingest.encoders import encode_sorted
 

@@ -57,6 +57,9 @@ def test_int8_ingest_vectors_match_fp32(tmp_path: Path) -> None:
     assert emb._torch is None and emb._int8 is not None  # no torch in this process for int8 ingest
     cos = (int8 * _vecs("fp32")).sum(axis=1)
     assert cos.min() > 0.98, cos
+    small = np.asarray(emb._encode(TEXTS), dtype=np.float32)  # a small ingest batch, once int8 is loaded
+    assert emb._onnx is None  # ... stays on int8, not the (slower on AVX2) fp32 query model
+    assert (small * int8).sum(axis=1).min() > 0.99  # int8 activation scales are per batch: not bit-equal
     path = onnx_path(tmp_path, emb.model_path, "int8")
     assert trusted(path) and path.with_name(path.name + ".sha256").exists()
     with open(path, "r+b") as f:  # a corrupted export is detected, removed and made again
