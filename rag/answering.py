@@ -10,7 +10,7 @@ from typing import Any
 from rag.answerers.base import NO_ANSWER, Answerer, AnswererError
 from rag.citations import MARKER, finalize
 from rag.prompts import drop_example_echo
-from rag.relevance import ABSTAIN_TEXT, relevant
+from rag.relevance import ABSTAIN_TEXT, CHOSEN_NOTICE, relevant
 from rag.settings import Settings
 from rag.evidence import top_sentences
 from rag.types import Answer, Claim, Evidence, Quote, Source
@@ -62,20 +62,27 @@ def evidence(question: str, sources: list[Source], answerer: Answerer, embed: An
     return Evidence([Quote(n, by_n[n].title, sent) for n, sent in top_sentences(question, shown, embed)])
 
 
+def _join(*notices: str | None) -> str | None:
+    return " ".join(n for n in notices if n) or None
+
+
 def answer_stream(question: str, sources: list[Source], answerer: Answerer, extractive: Answerer,
-                  settings: Settings, t0: float, t1: float) -> Iterator[str | Evidence | Answer]:
+                  settings: Settings, t0: float, t1: float, chosen: bool = False) -> Iterator[str | Evidence | Answer]:
     """Yield the evidence (LLM backends: the best sentence of each source, at once), text deltas as the
     answer is produced, then the final Answer (renumbered citations).
 
+    `chosen`: the user restricted the question to these papers, so the relevance gate does not refuse it
+    ("Summarise this paper" shares no words with any abstract); a notice says when the gate would have.
     A written (LLM) answer is checked claim by claim against the sources the model saw (rag/verify.py).
     Never raises for backend failures: the extractive answerer stands in, with a notice, also when no
     sentence of the written answer is supported by the sources."""
     backend = answerer.name
-    if not sources or not relevant(question, sources, settings.min_relevance):
+    close = bool(sources) and relevant(question, sources, settings.min_relevance)
+    if not sources or not (close or chosen):
         yield ABSTAIN_TEXT
         yield make_answer(question, ABSTAIN_TEXT, True, backend, [], sources, t0, t1, None)
         return
-    notice = None
+    notice = None if close else CHOSEN_NOTICE
     parts: list[str] = []
     first: float | None = None
     verified: Verified | None = None
@@ -100,7 +107,7 @@ def answer_stream(question: str, sources: list[Source], answerer: Answerer, extr
             if echoed and not MARKER.search(text):  # nothing cited is left: nothing worth showing
                 raise AnswererError("it repeated the prompt's worked example instead of answering")
             if echoed:
-                notice = f"Removed {echoed} sentence(s) that repeated the prompt's worked example."
+                notice = _join(notice, f"Removed {echoed} sentence(s) that repeated the prompt's worked example.")
             if text and not _is_no_answer(text):
                 verified = verify(text, shown, SupportScorer(embed), settings.unsupported)
                 if not verified.supported_count:
@@ -108,17 +115,17 @@ def answer_stream(question: str, sources: list[Source], answerer: Answerer, extr
                                        "offline extractive answer instead.")
                 text = verified.text
                 extra = _verify_notice(verified, settings.unsupported)
-                notice = f"{notice} {extra}" if notice and extra else notice or extra
+                notice = _join(notice, extra)
             parts = [text]
     except Exception as exc:  # noqa: BLE001 - a failing backend must never end the answer
         # AnswererError messages are written to be safe (no key, no server text); others show only their type
         reason = str(exc) if isinstance(exc, AnswererError) else type(exc).__name__
-        notice = str(exc) if isinstance(exc, _Unsupported) else (
-            f"The {backend} backend failed ({reason}); showing the offline extractive answer instead.")
+        notice = _join(notice, str(exc) if isinstance(exc, _Unsupported) else (
+            f"The {backend} backend failed ({reason}); showing the offline extractive answer instead."))
         answerer = extractive  # the answer below is the extractive one; partial LLM text is discarded
         backend, shown, verified = answerer.name, sources, None
         parts = list(answerer.stream(question, sources))
-        yield "\n\n" + notice + "\n\n" + "".join(parts)
+        yield "\n\n" + (notice or "") + "\n\n" + "".join(parts)
     text = "".join(parts).strip()
     if not text or _is_no_answer(text):
         yield make_answer(question, ABSTAIN_TEXT if not text else NO_ANSWER, True, backend, [], sources, t0, t1,
@@ -137,6 +144,6 @@ def answer_stream(question: str, sources: list[Source], answerer: Answerer, extr
         old_of = {s.paper_id: s.n for s in sources}
         citations = [replace(c, quote=quote_of.get(old_of.get(c.paper_id, -1)) or c.quote) for c in citations]
     if not citations:
-        notice = (notice + " " if notice else "") + "The answer cited no source."
+        notice = _join(notice, "The answer cited no source.")
     yield make_answer(question, cited.text, False, backend, citations, cited.sources, t0, t1, notice, first, claims,
                       evidence_at)

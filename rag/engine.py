@@ -150,7 +150,7 @@ class Paperchat:
         found = self._retrieve(b, question[:b.settings.max_question_chars], k, filters)
         t1 = time.perf_counter()
         yield from answer_stream(question, found, b.answerer(self._embed_of), b.extractive(self._embed_of),
-                                 b.settings, t0, t1)
+                                 b.settings, t0, t1, chosen=bool(filters and filters.paper_ids))
 
     def empty_message(self) -> str:
         """What is said when there is nothing to search: names the collection's absolute location."""

@@ -19,6 +19,8 @@ from rag.text import STOP, terms
 from rag.types import Source
 
 ABSTAIN_TEXT = "I found nothing in the indexed papers that answers this question."
+CHOSEN_NOTICE = ("The question does not closely match the papers you restricted it to; answering from them as "
+                 "asked.")
 COVERAGE_WEIGHT = 0.3
 MIN_EVIDENCE = 0.59
 # A paper that stands out in meaning (cosine >= STANDOUT_MIN and STANDOUT_MARGIN above the next source) passes

@@ -137,3 +137,17 @@ def test_answer_in_flight_keeps_its_backend_when_another_user_switches(
         assert sample_engine.ask("What is grokking?").backend == "second"
     finally:
         sample_engine.use_answerer(None)
+
+
+def test_question_restricted_to_chosen_papers_is_answered_from_them(sample_engine: Paperchat) -> None:
+    """"Summarise this paper" shares no words with any abstract: asked of the whole collection the gate refuses
+    it, asked of a paper the user picked it is answered from that paper, with a notice saying it matched loosely."""
+    from rag.relevance import CHOSEN_NOTICE
+
+    pid = sample_engine.list_papers("Always Grok", limit=1)[0]["paper_id"]
+    assert sample_engine.ask("Summarise this paper").abstained
+    ans = sample_engine.ask("Summarise this paper", filters=Filters(paper_ids=(pid,)))
+    assert not ans.abstained and ans.notice == CHOSEN_NOTICE
+    assert [c.paper_id for c in ans.citations] == [pid]
+    close = sample_engine.ask(GROK, filters=Filters(paper_ids=(pid,)))
+    assert not close.abstained and not close.notice  # a matching question gets no notice
