@@ -128,11 +128,19 @@ def _tty() -> bool:
 
 
 def format_answer(ans: Any, color: bool = False) -> str:
-    """Answer text (unsupported claims marked), then the numbered reference list."""
-    lines = [display_text(ans, color), "", format_refs(ans)]
+    """Answer text (unsupported claims marked), then the numbered reference list (or, abstained, the closest papers)."""
+    lines = [display_text(ans, color), "", format_refs(ans) or format_closest(ans)]
     if ans.notice:
         lines.insert(0, f"[notice] {ans.notice}\n")
     return "\n".join(lines).rstrip()
+
+
+def format_closest(ans: Any, n: int = 3) -> str:
+    """For an abstained answer, the papers retrieved closest, and how to ask one of them anyway."""
+    if not ans.abstained or not ans.sources:
+        return ""
+    rows = [f"  {s.title} (--paper {s.paper_id})" for s in ans.sources[:n]]
+    return "Closest papers (not close enough to answer from; add --paper ID to ask one anyway):\n" + "\n".join(rows)
 
 
 def format_refs(ans: Any) -> str:
@@ -168,8 +176,8 @@ def print_stream(events: Any) -> Any:
         print(f"\n(with final citation numbers)\n{final.answer}")
     if final.notice and final.notice not in live:
         print(f"\n[notice] {final.notice}")
-    if final.citations:
-        print("\n" + format_refs(final))
+    if final.citations or final.abstained and final.sources:
+        print("\n" + (format_refs(final) or format_closest(final)))
     return final
 
 

@@ -84,6 +84,13 @@ def test_cli_ask_json_and_stats(tmp_path: Path, capsys) -> None:  # type: ignore
     assert main(["stats", "--json"]) == 0
     st = json.loads(capsys.readouterr().out)
     assert st["papers"] == 65 and st["chunks"] >= 65 and st["embedding_model"] == "all-MiniLM-L6-v2"
+    assert main(["ask", "What is the best learning rate schedule for ResNet-50 on ImageNet?"]) == 0
+    out = capsys.readouterr().out  # abstained: the closest papers, with the flag that asks one anyway
+    assert out.startswith("I found nothing") and "Closest papers" in out
+    pid = out.split("(--paper ")[1].split(")")[0]
+    assert main(["ask", "Summarise this paper", "--paper", pid]) == 0
+    out = capsys.readouterr().out
+    assert "[notice] The question does not closely match" in out and f"({pid})" in out
 
 
 def test_cli_ingest_missing_path_exits_nonzero(tmp_path: Path) -> None:
