@@ -43,8 +43,12 @@ def engine(home: Path, name: str, paths: list[Path], records: list[dict[str, Any
     return pc
 
 
-def probe(pc: Any, question: str, k: int) -> tuple[list[list[float]], bool]:
-    """(dense evidence, coverage) of the top-k sources, and the previous gate's verdict on them.
+GATE_INPUTS = ("paper_id", "dense", "focus", "coverage", "lexical")
+
+
+def probe(pc: Any, question: str, k: int) -> tuple[list[list[float]], bool, list[dict[str, Any]]]:
+    """(dense evidence, coverage) of the top-k sources, the previous gate's verdict on them, and each source's
+    gate inputs (written to features.json for analyses beyond this grid).
 
     The previous gate: best dense >= 0.35, and below 0.45 also half the question's terms in some abstract."""
     from rag.text import overlap_score
@@ -53,7 +57,8 @@ def probe(pc: Any, question: str, k: int) -> tuple[list[list[float]], bool]:
     best = max((s.dense for s in sources), default=0.0)
     old = best >= 0.45 or (best >= 0.35 and any(overlap_score(question, f"{s.title}. {s.text}") >= 0.5
                                                  for s in sources))
-    return [[max(s.dense, s.focus), s.coverage] for s in sources], old
+    inputs = [{f: getattr(s, f) for f in GATE_INPUTS} for s in sources]
+    return [[max(s.dense, s.focus), s.coverage] for s in sources], old, inputs
 
 
 def passes(feats: list[list[float]], min_rel: float, weight: float, thr: float) -> bool:
@@ -92,7 +97,7 @@ def main() -> int:
     corpora = {**CORPORA, **{k: [Path(v)] for k, _, v in (c.partition("=") for c in args.corpus)}}
     engines = {name: engine(args.home, name, corpora[name]) for name in sorted({r["collection"] for r in rows})}
     for r in rows:
-        r["feats"], r["old"] = probe(engines[r["collection"]], r["question"], args.k)
+        r["feats"], r["old"], r["sources"] = probe(engines[r["collection"]], r["question"], args.k)
     grid = []
     for m in MIN_RELEVANCE:
         for w in WEIGHTS:
@@ -131,12 +136,15 @@ def main() -> int:
         d, c = max(r["feats"], key=lambda f: f[0] + default[1] * f[1]) if r["feats"] else (0.0, 0.0)
         kind = "answerable, abstained" if r["answerable"] else "off-collection, answered"
         lines.append(f"- {kind} ({r['collection']}): {r['question']!r} dense {d:.3f}, coverage {c:.3f}")
+    held_out: list[dict[str, Any]] = []
     for name in [c.strip() for c in args.check.split(",") if c.strip()]:
         ds = load_dataset(name)
         pc = engine(args.home, f"check-{name}", ds.corpus_paths, ds.corpus_records or None)
         ans = [it for it in ds.items if it.kind != "out_of_corpus"]
         off = [it for it in ds.items if it.kind == "out_of_corpus"]
         probes = {it.qid: probe(pc, it.question, args.k) for it in ds.items}
+        held_out += [{"set": ds.name, "qid": it.qid, "question": it.question, "answerable": it.kind != "out_of_corpus",
+                      "sources": probes[it.qid][2]} for it in ds.items]
         f_new = sum(not passes(probes[it.qid][0], *default) for it in ans)
         f_old = sum(not probes[it.qid][1] for it in ans)
         line = (f"- held out, {ds.name}: false abstention {f_new}/{len(ans)} = {f_new / max(len(ans), 1):.3f} "
@@ -152,7 +160,7 @@ def main() -> int:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)
-    (args.home / "features.json").write_text(json.dumps(rows))
+    (args.home / "features.json").write_text(json.dumps({"dev": rows, "held_out": held_out}))
     return 0
 
 
