@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from eval.beir import find, load_qrels, load_queries
-from eval.metrics import ndcg_at_k, ranking_report
-from eval.tune_maxp import bootstrap_ci, machine, read_chunks
+from eval.metrics import ndcg_at_k
+from eval.tune_maxp import delta_row, machine, read_chunks
 from ingest.chunking import embed_text
 from ingest.encoders import PAD_MULTIPLE, bf16_autocast, encode_sorted, mean_pool, pad_batch
 from ingest.store import paper_id_of
@@ -190,13 +190,9 @@ def main() -> int:
     print(f"\n{machine()}\n{len(scored)} queries; {m} queries encoded in {q_secs:.1f} s")
     print(f"{'run':46} {'nDCG@10':>8} {'R@100':>7} {'MRR@10':>7} {'hit@1':>6}  d nDCG@10 vs default (95% CI)")
     for name, r in runs.items():
-        row = ranking_report(r, qrels)
-        diff = np.array([ndcg_at_k(r[q], qrels[q]) for q in scored]) - base_nd
-        lo, hi = bootstrap_ci(diff)
-        row.update(delta=round(float(diff.mean()), 4), ci_lo=round(lo, 4), ci_hi=round(hi, 4))
-        table[name] = row
+        table[name] = row = delta_row(r, qrels, scored, base_nd)
         print(f"{name:46} {row['ndcg@10']:8.4f} {row['recall@100']:7.4f} {row['mrr@10']:7.4f} {row['hit@1']:6.3f}"
-              f"  {row['delta']:+.4f} [{lo:+.4f}, {hi:+.4f}]")
+              f"  {row['delta']:+.4f} [{row['ci_lo']:+.4f}, {row['ci_hi']:+.4f}]")
     print(f"speed: {speed}")
     if args.out:
         args.out.write_text(json.dumps({"machine": machine(), "model": str(args.model), "chunks": len(chunk_ids),

@@ -199,6 +199,16 @@ def bootstrap_ci(diff: np.ndarray, n: int = 2000, seed: int = 0) -> tuple[float,
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
+def delta_row(run: dict[str, list[str]], qrels: dict[str, dict[str, int]], qids: list[str],
+              base_nd: np.ndarray) -> dict[str, float]:
+    """ranking_report of a run plus its mean per-query nDCG@10 change vs the baseline's, with a bootstrap 95% CI."""
+    m = ranking_report(run, qrels)
+    diff = np.array([ndcg_at_k(run[q], qrels[q]) for q in qids]) - base_nd
+    lo, hi = bootstrap_ci(diff)
+    m.update(delta=round(float(diff.mean()), 4), ci_lo=round(lo, 4), ci_hi=round(hi, 4))
+    return m
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--beir", type=Path, required=True)
@@ -307,14 +317,11 @@ def main() -> int:
     print(f"{'variant (fused with BM25)':42} {'nDCG@10':>8} {'R@100':>7} {'MRR@10':>7} {'hit@1':>6} "
           f"{'dense nDCG':>10} {'d nDCG vs default (95% CI)':>28}")
     for name, r in runs.items():
-        m = ranking_report(r, qrels)
+        m = delta_row(r, qrels, qids, base_nd)
         m["dense_ndcg@10"] = ranking_report(dense_runs[name], qrels)["ndcg@10"]
-        diff = np.array([ndcg_at_k(r[q], qrels[q]) for q in qids]) - base_nd
-        lo, hi = bootstrap_ci(diff)
-        m.update(delta=round(float(diff.mean()), 4), ci_lo=round(lo, 4), ci_hi=round(hi, 4))
         table[name] = m
         print(f"{name:42} {m['ndcg@10']:8.4f} {m['recall@100']:7.4f} {m['mrr@10']:7.4f} {m['hit@1']:6.3f} "
-              f"{m['dense_ndcg@10']:10.4f} {m['delta']:+8.4f} [{lo:+.4f}, {hi:+.4f}]")
+              f"{m['dense_ndcg@10']:10.4f} {m['delta']:+8.4f} [{m['ci_lo']:+.4f}, {m['ci_hi']:+.4f}]")
     if args.out:
         args.out.write_text(json.dumps({"machine": machine(), "sentences": len(units), "chunks": len(chunk_ids),
                                         "sentence_embed_seconds": secs, "late_seconds": l_secs,
