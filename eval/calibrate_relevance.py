@@ -27,6 +27,44 @@ THRESHOLDS = tuple(round(0.40 + 0.01 * i, 2) for i in range(51))
 MAX_FALSE_ABSTENTION = 0.02
 
 
+KEYWORD_DROP = frozenset("in of the and to by a an that are for from is".split())
+
+
+def claim_question(claim: str, style: str, typo: tuple[str, str] | None = None) -> str:
+    """A SciFact train claim asked in one of the dev set's phrasings. SciFact is CC BY-NC: the dev set stores
+    only claim ids and phrasings, and the questions are rebuilt from ../shared at run time."""
+    body = claim.rstrip(".")
+    low = body[0].lower() + body[1:]
+    if style == "claim":
+        return claim
+    if style == "keywords":
+        words = [w.strip(",.") for w in body.split() if w.strip(",.").lower() not in KEYWORD_DROP]
+        head = words[0]
+        if head[1:].isalpha() and head[1:].islower():  # "Insulin" -> "insulin"; "GATA3", "M2-like" stay
+            words[0] = head.lower()
+        return " ".join(words)
+    if style == "typo":
+        if typo is None:
+            raise ValueError("a typo question needs its (word, typo) pair")
+        return " ".join(typo[1] if w == typo[0] else w for w in f"is it true that {low}".split())
+    prefix = {"is_there_evidence": "Is there evidence that", "what_is_known": "What is known about whether",
+              "does": "Do studies show that"}[style]
+    return f"{prefix} {low}?"
+
+
+def load_dev(path: Path) -> list[dict[str, Any]]:
+    """The dev set's rows, SciFact claims rebuilt from their ids (see claim_question)."""
+    from eval.beir import load_queries
+
+    rows = [json.loads(line) for line in open(path, encoding="utf-8") if line.strip()]
+    ids = {r["claim_id"] for r in rows if "claim_id" in r}
+    claims = load_queries(SCIFACT, ids) if ids else {}
+    for r in rows:
+        if "claim_id" in r:
+            r["question"] = claim_question(claims[r["claim_id"]], r["style"], tuple(r["typo"]) if "typo" in r else None)
+    return rows
+
+
 def engine(home: Path, name: str, paths: list[Path], records: list[dict[str, Any]] | None = None) -> Any:
     """A Paperchat over one corpus in home/name (ingested once; re-runs find it unchanged)."""
     from rag.engine import Paperchat
@@ -93,7 +131,7 @@ def main() -> int:
     from rag.relevance import COVERAGE_WEIGHT, MIN_EVIDENCE
     from rag.settings import Settings
 
-    rows = [json.loads(line) for line in open(args.dev, encoding="utf-8") if line.strip()]
+    rows = load_dev(args.dev)
     corpora = {**CORPORA, **{k: [Path(v)] for k, _, v in (c.partition("=") for c in args.corpus)}}
     engines = {name: engine(args.home, name, corpora[name]) for name in sorted({r["collection"] for r in rows})}
     for r in rows:

@@ -70,15 +70,15 @@ def pubmedqa_pairs(n: int) -> list[dict[str, Any]]:
 
 
 def scifact_pairs(n: int, folder: Path = SCIFACT) -> list[dict[str, Any]]:
-    claims: list[tuple[str, str, set[str]]] = []
+    claims: list[tuple[str, str, str, set[str]]] = []
     with _open_text(folder / "queries.jsonl") as fh:
         for line in fh:
             q = json.loads(line)
             sup = [doc for doc, ev in (q.get("metadata") or {}).items() if any(e.get("label") == "SUPPORT" for e in ev)]
             cited = set((q.get("metadata") or {}).keys())
             if sup:
-                claims.append((q["text"], sup[0], cited))
-    needed = {d for _, _, cited in claims for d in cited}
+                claims.append((q["_id"], q["text"], sup[0], cited))
+    needed = {d for _, _, _, cited in claims for d in cited}
     corpus: dict[str, str] = {}
     with _open_text(folder / "corpus.jsonl.gz") as fh:
         for line in fh:
@@ -87,11 +87,11 @@ def scifact_pairs(n: int, folder: Path = SCIFACT) -> list[dict[str, Any]]:
                 corpus[d["_id"]] = f"{d.get('title', '')}. {d.get('text', '')}".strip()
     pool = list(corpus.items())
     out: list[dict[str, Any]] = []
-    for text, doc, cited in claims:
+    for qid, text, doc, cited in claims:
         if doc not in corpus:
             continue
         neg_id, neg_text = _hardest(text, pool, cited)
-        out.append({"set": "scifact", "claim": text, "pos": (doc, corpus[doc]), "neg": (neg_id, neg_text)})
+        out.append({"set": "scifact", "claim": text, "claim_id": qid, "pos": (doc, corpus[doc]), "neg": (neg_id, neg_text)})
         if len(out) >= n:
             break
     return out
@@ -187,7 +187,9 @@ def main(argv: list[str] | None = None) -> int:
         (args.out / "report.json").write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
         with open(args.out / "pairs.jsonl", "w", encoding="utf-8") as fh:
             for p, se, lx in zip(pairs, sem, lex):
-                fh.write(json.dumps({"set": p["set"], "claim": p["claim"], "pos_id": p["pos"][0], "neg_id": p["neg"][0],
+                # SciFact is CC BY-NC: its claims are named by id, never copied (PubMedQA is MIT: text kept)
+                claim = {"claim_id": p["claim_id"]} if "claim_id" in p else {"claim": p["claim"]}
+                fh.write(json.dumps({"set": p["set"], **claim, "pos_id": p["pos"][0], "neg_id": p["neg"][0],
                                      "sem": [round(float(x), 4) for x in se], "lex": [round(float(x), 4) for x in lx]}) + "\n")
     return 0
 

@@ -2,7 +2,7 @@
 
     HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PAPERCHAT_CACHE_DIR=/tmp/mpnet/cache python -m eval.compare_embedder \
         --beir ../shared/data/scifact-train --split train --home /tmp/mpnet/home \
-        --model /work/models/all-mpnet-base-v2 --out eval/results/scifact-mpnet-2026-12-07.json
+        --model /work/models/all-mpnet-base-v2 --out eval/results/retrieval-mpnet-2026-12-07.json
 
 The product collection is built (MiniLM vectors from the embedding cache) and its stored chunk texts are
 re-embedded, exactly as ingest embeds them (`title. chunk`), by the model folder given (a local path: nothing is
