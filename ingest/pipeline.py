@@ -216,8 +216,9 @@ def ingest_paths(
     in flight is finished, the number of papers kept is printed and KeyboardInterrupt propagates (the
     marker left behind makes the next open repair the lexical index from Chroma).
 
-    With `sentences` (and an embedder that can late-pool), each commit also writes its papers' chunk and
-    sentence vectors there, before the chunks reach Chroma (ingest/sentence_store.py)."""
+    With `sentences` (given only for an embedder that can late-pool: Collection.embed_can_pool decides), each
+    commit also writes its papers' chunk and sentence vectors there, before the chunks reach Chroma
+    (ingest/sentence_store.py)."""
     import time
 
     from tqdm import tqdm
@@ -243,8 +244,6 @@ def ingest_paths(
         if on_progress:
             on_progress(done, 0)
 
-    evidence = sentences is not None and hasattr(embed, "get_text_and_unit_embeddings")
-
     def write(nodes: list[TextNode], part: list[tuple[Located, list[str]]],
               rows: list[tuple[str, str, np.ndarray]]) -> None:
         if sentences is not None and rows:
@@ -263,7 +262,7 @@ def ingest_paths(
                 report.duplicates += len(read_batch) - len(batch)
                 report.warnings.extend(notes)
                 todo = _plan(batch, store, report)
-                if evidence and sentences is not None:  # stored papers without sentence vectors (written before they existed) get them
+                if sentences is not None:  # stored papers without sentence vectors (written before they existed) get them
                     backfill(sentences, embed, batch, {id(it) for it, _ in todo})
                 handled = 0
                 if todo and not changed:
@@ -275,7 +274,7 @@ def ingest_paths(
                     nodes: list[TextNode] = []
                     for it, _ in part:
                         nodes.extend(chunk_paper(it.paper, window_tokens=embed.window_tokens))
-                    rows = embed_nodes(nodes, embed, evidence)
+                    rows = embed_nodes(nodes, embed, sentences is not None)
                     if pending is not None:
                         pending.result()
                     pending = writer.submit(write, nodes, part, rows)
