@@ -98,8 +98,8 @@ class HybridRetriever:
         if self.mode in ("bm25", "hybrid"):
             lex = dict(self.lexical.search(query, self.candidates, filters))
         chunk = dense  # Hit.dense stays the best chunk cosine (the relevance gate is calibrated on it)
-        if self.mode in ("dense", "hybrid") and self.sentences is not None:
-            dense = self.evidence(emb, dense, lex)
+        if self.mode in ("dense", "hybrid"):
+            dense = self.evidence(emb, dense, lex)  # unchanged without a SentenceStore
         if self.mode == "dense":
             ranked = sorted(dense.items(), key=lambda kv: -kv[1])
         elif self.mode == "bm25":
