@@ -81,7 +81,7 @@ def engine(home: Path, name: str, paths: list[Path], records: list[dict[str, Any
     return pc
 
 
-GATE_INPUTS = ("paper_id", "dense", "focus", "coverage", "lexical")
+GATE_INPUTS = ("paper_id", "dense", "focus", "coverage", "lexical", "sentence")
 
 
 def probe(pc: Any, question: str, k: int) -> tuple[list[list[float]], bool, list[dict[str, Any]]]:
@@ -89,14 +89,16 @@ def probe(pc: Any, question: str, k: int) -> tuple[list[list[float]], bool, list
     gate inputs (written to features.json for analyses beyond this grid).
 
     The previous gate: best dense >= 0.35, and below 0.45 also half the question's terms in some abstract."""
+    from rag.relevance import closeness
     from rag.text import overlap_score
 
     sources = pc.retrieve(question, k)
     best = max((s.dense for s in sources), default=0.0)
     old = best >= 0.45 or (best >= 0.35 and any(overlap_score(question, f"{s.title}. {s.text}") >= 0.5
                                                  for s in sources))
-    inputs = [{f: getattr(s, f) for f in GATE_INPUTS} for s in sources]
-    return [[max(s.dense, s.focus), s.coverage] for s in sources], old, inputs
+    pool = [*sources, *getattr(sources, "gate_also", ())]  # what rag.relevance.relevant() weighs
+    inputs = [{f: getattr(s, f) for f in GATE_INPUTS} | {"shown": s in sources} for s in pool]
+    return [[closeness(s), s.coverage] for s in pool], old, inputs
 
 
 def passes(feats: list[list[float]], min_rel: float, weight: float, thr: float) -> bool:

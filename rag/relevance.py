@@ -84,8 +84,11 @@ def relevant(question: str, sources: list[Source], min_relevance: float, *, weig
     """Whether some source is close enough in meaning and covers enough of the question's rare terms, or one
     paper stands out in meaning from the rest.
 
-    `question` is unused: the sources carry the gate's inputs (dense, focus, coverage; see fill_gate_inputs)."""
-    if any(closeness(s) >= min_relevance and evidence(s, weight) >= min_evidence for s in sources):
+    `question` is unused: the sources carry the gate's inputs (dense, focus, coverage; see fill_gate_inputs).
+    Papers in `sources.gate_also` (rag.types.Retrieved: those sentence rescoring moved out of the chunk-level
+    top k) count too, so the gate judges the ranking it was calibrated on."""
+    pool = [*sources, *getattr(sources, "gate_also", ())]
+    if any(closeness(s) >= min_relevance and evidence(s, weight) >= min_evidence for s in pool):
         return True
-    close = sorted((closeness(s) for s in sources), reverse=True)  # standing out needs others to compare with
+    close = sorted((closeness(s) for s in pool), reverse=True)  # standing out needs others to compare with
     return len(close) >= 2 and close[0] >= max(STANDOUT_MIN, min_relevance) and close[0] - close[1] >= STANDOUT_MARGIN

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 
@@ -23,6 +24,16 @@ class Source:
     lexical: float = 0.0  # BM25 score of the paper (title + abstract)
     coverage: float = 0.0  # IDF-weighted share of the question's content words the paper contains (0..1)
     focus: float = 0.0  # best chunk cosine with the question's content words alone (phrasing stripped)
+    sentence: float = 0.0  # best sentence cosine with the question (the ranking's head, when rescored; else 0)
+
+
+class Retrieved(list[Source]):
+    """Sources as retrieved, plus `gate_also`: papers the relevance gate weighs beside them (rag/relevance.py),
+    those that sentence rescoring moved out of the chunk-level top k. A plain list of sources has none."""
+
+    def __init__(self, sources: Iterable[Source] = (), gate_also: Iterable[Source] = ()) -> None:
+        super().__init__(sources)
+        self.gate_also = list(gate_also)
 
 
 @dataclass

@@ -37,6 +37,17 @@ def test_relevant(why: str, sources: list[Source], expected: bool) -> None:
     assert relevant(Q, sources, MIN) is expected, why
 
 
+def test_papers_rescoring_moved_out_still_count() -> None:
+    """rag.types.Retrieved.gate_also: the gate judges the chunk-level top k it was calibrated on, too."""
+    from rag.types import Retrieved
+
+    shown = [src(0.3, 0.1)]
+    assert not relevant(Q, shown, MIN)
+    assert relevant(Q, Retrieved(shown, [src(0.45, 0.9)]), MIN)
+    assert not relevant(Q, Retrieved(shown, [src(0.3, 0.2)]), MIN)
+    assert not relevant(Q, Retrieved([src(0.5)], [src(0.47)]), MIN)  # a displaced paper can end a standout too
+
+
 def test_constants_are_what_the_table_assumes() -> None:
     assert (COVERAGE_WEIGHT, MIN_EVIDENCE) == (0.3, 0.59)
 

@@ -82,9 +82,10 @@ def test_a_sentence_level_match_lifts_the_right_paper(sample_with_evidence) -> N
 
     pc = sample_with_evidence
     assert pc.collection.sentences is not None and pc.collection.sentences.count() == 65
-    off = Paperchat.over(pc.collection, pc.settings, sentence_evidence=False)
+    on = Paperchat.over(pc.collection, pc.settings, sentence_rescore=0)  # the sidecar's evidence alone
+    off = Paperchat.over(pc.collection, pc.settings, sentence_evidence=False, sentence_rescore=0)
     question, paper = SENTENCE_QUESTION
-    on_rank = [h.paper_id for h in pc.retriever("dense", top_k=10).hits(question)]
+    on_rank = [h.paper_id for h in on.retriever("dense", top_k=10).hits(question)]
     off_rank = [h.paper_id for h in off.retriever("dense", top_k=10).hits(question)]
     assert on_rank[0] == paper
     assert paper in off_rank[1:]  # by chunks alone another paper comes first
