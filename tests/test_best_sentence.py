@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-import numpy as np
 import pytest
 
 from rag.retrieval.best_sentence import best_sentence_scores, rescore_head
@@ -70,37 +69,39 @@ QUESTION = ("The network is shown to be able to handle noise in the data and err
 PAPER = "t:07cb66b91e5ce8a7"
 
 
-def test_rescoring_lifts_the_paper_with_the_matching_sentence(sample_engine) -> None:  # type: ignore[no-untyped-def]
-    """Real Chroma, real MiniLM: off, the paper is not first by chunks; on (the default), it is, in both modes."""
+def on_engine(pc):  # type: ignore[no-untyped-def]
+    """The same engine with rescoring of the top 5 switched on (it is opt-in)."""
     from rag.engine import Paperchat
 
-    assert sample_engine.settings.sentence_rescore == 10  # the default
-    off = Paperchat.over(sample_engine.collection, sample_engine.settings, sentence_rescore=0)
-    off_rank = [h.paper_id for h in off.retriever("dense", top_k=10).hits(QUESTION)]
-    assert PAPER in off_rank[1:]
-    assert sample_engine.retriever("dense", top_k=10).hits(QUESTION)[0].paper_id == PAPER
-    assert [s.paper_id for s in sample_engine.retrieve(QUESTION, k=1)] == [PAPER]  # hybrid, the path `ask` uses
+    return Paperchat.over(pc.collection, pc.settings, sentence_rescore=5)
+
+
+def test_rescoring_lifts_the_paper_with_the_matching_sentence(sample_engine) -> None:  # type: ignore[no-untyped-def]
+    """Real Chroma, real MiniLM: off (the default), the paper is not first by chunks; on, it is, in both modes."""
+    assert sample_engine.settings.sentence_rescore == 0  # opt-in
+    on = on_engine(sample_engine)
+    off_rank = [h.paper_id for h in sample_engine.retriever("dense", top_k=10).hits(QUESTION)]
+    assert PAPER in off_rank[1:5]
+    assert on.retriever("dense", top_k=10).hits(QUESTION)[0].paper_id == PAPER
+    assert [s.paper_id for s in on.retrieve(QUESTION, k=1)] == [PAPER]  # hybrid, the path `ask` uses
+    ans = on.ask(QUESTION)  # retrieval, the gate (with the displaced papers), the extractive answer
+    assert not ans.abstained and ans.citations[0].paper_id == PAPER
 
 
 def test_the_papers_rescoring_moves_out_are_kept_for_the_gate(sample_engine) -> None:  # type: ignore[no-untyped-def]
-    from rag.engine import Paperchat
-
-    off = Paperchat.over(sample_engine.collection, sample_engine.settings, sentence_rescore=0)
-    chunk_first = off.retriever("dense", top_k=1).hits(QUESTION)[0].paper_id
-    top, displaced = sample_engine.retriever("dense", top_k=1).ranking(QUESTION)
+    on = on_engine(sample_engine)
+    chunk_first = sample_engine.retriever("dense", top_k=1).hits(QUESTION)[0].paper_id
+    top, displaced = on.retriever("dense", top_k=1).ranking(QUESTION)
     assert [h.paper_id for h in top] == [PAPER] and [h.paper_id for h in displaced] == [chunk_first]
     assert top[0].sentence > top[0].dense  # the best sentence beat the best chunk
-    found = sample_engine.retrieve(QUESTION, k=1)
+    found = on.retrieve(QUESTION, k=1)
     assert [s.paper_id for s in found] == [PAPER]
     assert [s.paper_id for s in found.gate_also] in ([], [chunk_first])  # hybrid: BM25 may have agreed already
     assert found[0].coverage > 0 and all(s.n == 0 for s in found.gate_also)
 
 
 def test_a_failing_paper_read_costs_the_rescoring_not_the_answer(sample_engine, caplog) -> None:  # type: ignore[no-untyped-def]
-    from rag.engine import Paperchat
-
-    off = Paperchat.over(sample_engine.collection, sample_engine.settings, sentence_rescore=0)
-    r = sample_engine.retriever("hybrid", top_k=10)
+    r = on_engine(sample_engine).retriever("hybrid", top_k=10)
 
     def broken(ids: list[str]) -> dict[str, tuple[str, str]]:
         raise OSError("disk gone")
@@ -108,6 +109,5 @@ def test_a_failing_paper_read_costs_the_rescoring_not_the_answer(sample_engine, 
     r.texts_of = broken
     with caplog.at_level(logging.WARNING):
         got = [h.paper_id for h in r.hits(QUESTION)]
-    assert got == [h.paper_id for h in off.retriever("hybrid", top_k=10).hits(QUESTION)]
+    assert got == [h.paper_id for h in sample_engine.retriever("hybrid", top_k=10).hits(QUESTION)]
     assert "sentence rescoring failed (OSError: disk gone)" in caplog.text
-    assert np.isfinite([h.score for h in r.hits("grokking")]).all()

@@ -2,9 +2,10 @@
 
 SciFact claims and most questions match one sentence of an abstract, which a whole-chunk vector dilutes.
 Embedding every sentence at ingest costs 2.45x the tokens and 5x the vectors (README, eval/tune_maxp.py);
-embedding only the sentences of the fused top 10 at question time (~90 short texts, cached on disk by
-content, the same `title. sentence` texts the extractive answerer embeds next) gives the same gain:
-SciFact train nDCG@10 0.737 -> 0.749 (README, eval/tune_rescore.py).
+embedding only the sentences of the fused top 5 at question time (~45 short texts, cached on disk by
+content, the same `title. sentence` texts the extractive answerer embeds next) gives most of the gain:
+SciFact train nDCG@10 0.737 -> 0.746 (0.749 for the top 10, at twice the first-time cost; README,
+eval/tune_rescore.py, eval/bench_rescore.py).
 """
 
 from __future__ import annotations
