@@ -68,8 +68,11 @@ def test_sigint_to_the_cli_keeps_committed_papers(tmp_path: Path) -> None:
     f = write_jsonl(tmp_path / "c.jsonl", corpus(400, seed=11))
     home = tmp_path / "home"
     env = {**os.environ, "PAPERCHAT_CACHE_DIR": str(tmp_path / "cache")}  # a cold cache: real embedding work
+    # SIGINT back to its default in the child: a suite started in the background (`make test &`, nohup) inherits
+    # SIGINT ignored, and Python then installs no KeyboardInterrupt handler, so Ctrl-C could never reach the CLI
     proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "ingest", str(f), "--home", str(home)], cwd=ROOT,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     err = bytearray()
     moved = threading.Event()
 
