@@ -68,12 +68,12 @@ def paired_delta(run: dict[str, list[str]], base: dict[str, list[str]], qrels: d
     import numpy as np
 
     from eval.metrics import ndcg_at_k
-    from eval.tune_maxp import bootstrap_ci
+    from eval.tune_maxp import change, ndcg_diff
 
     qids = [q for q in qrels if q in run and q in base]
-    diff = np.array([ndcg_at_k(run[q], qrels[q]) - ndcg_at_k(base[q], qrels[q]) for q in qids])
-    lo, hi = bootstrap_ci(diff)
-    return {"delta_ndcg@10": round(float(diff.mean()), 4), "ci_lo": round(lo, 4), "ci_hi": round(hi, 4),
+    diff = ndcg_diff(run, qrels, qids, np.array([ndcg_at_k(base[q], qrels[q]) for q in qids]))
+    c = change(diff)
+    return {"delta_ndcg@10": c["delta"], "ci_lo": c["ci_lo"], "ci_hi": c["ci_hi"],
             "better": int((diff > 0).sum()), "worse": int((diff < 0).sum())}
 
 

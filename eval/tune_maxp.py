@@ -199,13 +199,23 @@ def bootstrap_ci(diff: np.ndarray, n: int = 2000, seed: int = 0) -> tuple[float,
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
+def ndcg_diff(run: dict[str, list[str]], qrels: dict[str, dict[str, int]], qids: list[str],
+              base_nd: np.ndarray) -> np.ndarray:
+    """Per-query nDCG@10 of a run minus the baseline's (`base_nd`, in `qids` order)."""
+    return np.array([ndcg_at_k(run[q], qrels[q]) for q in qids]) - base_nd
+
+
+def change(diff: np.ndarray) -> dict[str, float]:
+    """Mean of per-query differences with its paired-bootstrap 95% interval, rounded for tables."""
+    lo, hi = bootstrap_ci(diff)
+    return {"delta": round(float(diff.mean()), 4), "ci_lo": round(lo, 4), "ci_hi": round(hi, 4)}
+
+
 def delta_row(run: dict[str, list[str]], qrels: dict[str, dict[str, int]], qids: list[str],
               base_nd: np.ndarray) -> dict[str, float]:
     """ranking_report of a run plus its mean per-query nDCG@10 change vs the baseline's, with a bootstrap 95% CI."""
     m = ranking_report(run, qrels)
-    diff = np.array([ndcg_at_k(run[q], qrels[q]) for q in qids]) - base_nd
-    lo, hi = bootstrap_ci(diff)
-    m.update(delta=round(float(diff.mean()), 4), ci_lo=round(lo, 4), ci_hi=round(hi, 4))
+    m.update(change(ndcg_diff(run, qrels, qids, base_nd)))
     return m
 
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from eval.beir import load_qrels, load_queries
-from eval.metrics import ndcg_at_k, ranking_report
+from eval.metrics import ndcg_at_k
 from eval.retrieval import build_engine
-from eval.tune_maxp import bootstrap_ci, machine
+from eval.tune_maxp import delta_row, machine
 from ingest.chunking import embed_text
 from ingest.sentences import split_sentences
 
@@ -77,11 +77,9 @@ def main() -> int:
     print(f"\n{machine()}\n{len(qids)} queries")
     print(f"{'rescored':28} {'nDCG@10':>8} {'R@100':>7} {'MRR@10':>7} {'texts/q':>8} {'d nDCG vs off (95% CI)':>26}")
     for name, r in runs.items():
-        m = ranking_report(r, qrels)
-        diff = np.array([ndcg_at_k(r[q], qrels[q]) for q in qids]) - base
-        lo, hi = bootstrap_ci(diff)
+        m = delta_row(r, qrels, qids, base)
         print(f"{name:28} {m['ndcg@10']:8.4f} {m['recall@100']:7.4f} {m['mrr@10']:7.4f} "
-              f"{texts_per_query.get(name, 0) / len(qids):8.1f} {diff.mean():+8.4f} [{lo:+.4f}, {hi:+.4f}]")
+              f"{texts_per_query.get(name, 0) / len(qids):8.1f} {m['delta']:+8.4f} [{m['ci_lo']:+.4f}, {m['ci_hi']:+.4f}]")
     return 0
 
 
