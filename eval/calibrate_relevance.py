@@ -4,7 +4,7 @@
     python -m eval.calibrate_relevance --home /tmp/relcal --check seed,pubmedqa  # plus held-out false abstention
 
 The dev set (eval/datasets/relevance_dev.jsonl) names the collection each question is asked over: `sample`
-(data/sample) or `scifact` (the SciFact train corpus). Each collection is ingested once into --home (the
+(data/sample), `scifact` (the SciFact train corpus) or `arxiv10k` (../shared/data/arxiv-10k.jsonl.gz). Each collection is ingested once into --home (the
 embedding cache is shared with the user's). For every question the top-k sources are retrieved once; the grid
 then re-applies the gate to their (dense, coverage) pairs, so the table isolates the gate's parameters.
 """
@@ -17,10 +17,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from eval.datasets_loaders import SAMPLE_CORPUS, SCIFACT, _find, load_dataset
+from eval.datasets_loaders import SAMPLE_CORPUS, SCIFACT, SHARED_DATA, _find, load_dataset
 
 DEV = Path(__file__).resolve().parent / "datasets" / "relevance_dev.jsonl"
-CORPORA = {"sample": [SAMPLE_CORPUS], "scifact": [SCIFACT]}
+CORPORA = {"sample": [SAMPLE_CORPUS], "scifact": [SCIFACT], "arxiv10k": [SHARED_DATA / "arxiv-10k.jsonl.gz"]}
 MIN_RELEVANCE = (0.20, 0.25, 0.30, 0.35)
 WEIGHTS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8)
 THRESHOLDS = tuple(round(0.40 + 0.01 * i, 2) for i in range(51))
