@@ -24,11 +24,13 @@ from typing import Any
 
 from eval import qa_metrics as M
 from eval.datasets_loaders import KINDS, QADataset, load_dataset, resolve_gold_titles
+from rag.relevance import MIN_EVIDENCE, strongest
 from rag.settings import Settings
 from rag.verify import SUPPORT_THRESHOLD
 
 RANK_DEPTH = 10  # papers retrieved for the ranking metrics (hit@10, MRR@10)
 THRESHOLDS = tuple(round(0.20 + 0.025 * i, 3) for i in range(17))  # 0.20 .. 0.60 for the abstention sweep
+EVIDENCE_THRESHOLDS = tuple(round(0.45 + 0.02 * i, 2) for i in range(15))  # 0.45 .. 0.73 around MIN_EVIDENCE
 
 
 @dataclass
@@ -142,7 +144,8 @@ def score_row(item: Any, ranked: list[str], ans: Any, top_k: int, judge: Any = N
     return m
 
 
-def _row(item: Any, hits: list[Any], ans: Any, metrics: dict[str, Any], timings: dict[str, float]) -> dict[str, Any]:
+def _row(item: Any, hits: list[Any], ans: Any, metrics: dict[str, Any], timings: dict[str, float],
+         min_relevance: float = 0.0) -> dict[str, Any]:
     row: dict[str, Any] = {
         "qid": item.qid, "kind": item.kind, "question": item.question, "gold_ids": item.gold_ids,
         "gold_titles": item.gold_titles, "gold_ranks": M.gold_ranks([h.paper_id for h in hits], item.gold_ids),
@@ -157,9 +160,11 @@ def _row(item: Any, hits: list[Any], ans: Any, metrics: dict[str, Any], timings:
             "claims": [{"text": c.text, "citations": c.citations, "support": c.support, "supported": c.supported}
                        for c in ans.claims],
             "cited_ids": [c.paper_id for c in ans.citations],
-            "best_dense": max((s.dense for s in ans.sources), default=None),  # what the engine's abstain rule sees
+            "best_dense": max((s.dense for s in ans.sources), default=None),  # one of the relevance gate's inputs
             "reference": item.answer, "key_facts_any": item.key_facts_any,
         })
+        evidence, stands = strongest(ans.sources, min_relevance)  # what rag.relevance.relevant() compared
+        row.update({"gate_evidence": round(evidence, 4), "gate_standout": stands})
     row["metrics"] = metrics
     row["timings_ms"] = timings
     return row
@@ -180,6 +185,25 @@ def _dense_distribution(rows: list[dict[str, Any]]) -> dict[str, Any]:
         sweep.append({"threshold": t, "false_abstention": _r(sum(v < t for v in a) / len(a)) if a else None,
                       "correct_abstention": _r(sum(v < t for v in o) / len(o)) if o else None})
     out["threshold_sweep"] = sweep
+    return out
+
+
+def _gate_distribution(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The relevance gate's evidence (rag.relevance.strongest) for answerable vs out-of-corpus questions, how many
+    passed by a standout paper, and the abstention rates the gate would give at other MIN_EVIDENCE thresholds."""
+    groups = {g: [r for r in rows if "gate_evidence" in r and (r.get("kind") == "out_of_corpus") == (g == "out_of_corpus")]
+              for g in ("answerable", "out_of_corpus")}
+    out: dict[str, Any] = {"min_evidence": MIN_EVIDENCE}
+    for name, rs in groups.items():
+        vals = [r["gate_evidence"] for r in rs]
+        out[name] = {"n": len(rs), "standout": sum(bool(r["gate_standout"]) for r in rs),
+                     **{f"p{p}": _r(M.percentile(vals, p)) for p in (0, 10, 25, 50, 75, 90, 100)}}
+
+    def refused(rs: list[dict[str, Any]], t: float) -> float | None:
+        return _r(sum(not r["gate_standout"] and r["gate_evidence"] < t for r in rs) / len(rs)) if rs else None
+
+    out["threshold_sweep"] = [{"threshold": t, "false_abstention": refused(groups["answerable"], t),
+                               "correct_abstention": refused(groups["out_of_corpus"], t)} for t in EVIDENCE_THRESHOLDS]
     return out
 
 
@@ -251,7 +275,8 @@ def run_qa(dataset: str | Path | QADataset, out: str | Path | None = None, confi
                 continue
             ranked = [h.paper_id for h in hits]
             timings = dict(ans.timings_ms) if ans is not None else {"retrieve": round(t_rank, 2), "total": round(t_rank, 2)}
-            rows.append(_row(item, hits, ans, score_row(item, ranked, ans, top_k, the_judge, support), timings))
+            rows.append(_row(item, hits, ans, score_row(item, ranked, ans, top_k, the_judge, support), timings,
+                             pc.settings.min_relevance))
         bar.close()
         metrics = summarize(rows, top_k, ds.retrieval_only)
         meta = {
@@ -287,6 +312,7 @@ def summarize(rows: list[dict[str, Any]], top_k: int, retrieval_only: bool = Fal
                                "latency_ms": M.latency_summary(r["timings_ms"] for r in ok)}
     if not retrieval_only:
         metrics["best_dense"] = _dense_distribution(ok)
+        metrics["gate"] = _gate_distribution(ok)
     return metrics
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import subprocess
 from importlib import metadata
+from itertools import takewhile
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +121,7 @@ def markdown(res: Any) -> str:
         lines.append(f"| {st} | {_fmt(v['p50'], 1)} | {_fmt(v['p95'], 1)} | {_fmt(v['mean'], 1)} |")
     bd = m.get("best_dense")
     if bd:
-        lines += ["", "Best dense cosine of the retrieved sources (the engine abstains below min_relevance):", "",
+        lines += ["", "Best dense cosine of the retrieved sources (one input of the relevance gate, below):", "",
                   "| group | n | min | p10 | p25 | p50 | p75 | p90 | max |", "|---|---|---|---|---|---|---|---|---|"]
         for g in ("answerable", "out_of_corpus"):
             d = bd[g]
@@ -128,8 +130,40 @@ def markdown(res: Any) -> str:
                   "| t | false abstention (answerable) | correct abstention (out of corpus) |", "|---|---|---|"]
         for s in bd["threshold_sweep"]:
             lines.append(f"| {s['threshold']:.3f} | {_fmt(s['false_abstention'])} | {_fmt(s['correct_abstention'])} |")
+    if m.get("gate"):
+        lines += ["", *gate_section(m["gate"])]
     lines += ["", *misses(res.rows)]
     return "\n".join(lines).rstrip() + "\n"
+
+
+CALIBRATION = Path(__file__).resolve().parent / "results" / "relevance-calibration.md"
+
+
+def gate_section(g: dict[str, Any], calibration: Path = CALIBRATION) -> list[str]:
+    """The relevance gate in this run (its evidence by group, other thresholds) and its dev-set calibration table."""
+    out = ["## Relevance gate", "",
+           "rag/relevance.py answers when some source's evidence, max(dense, focus) + 0.3 x coverage, reaches "
+           f"{g['min_evidence']} (with dense or focus >= min_relevance), or when one paper stands out in meaning.", "",
+           "| group | n | one paper stands out | evidence min | p10 | p25 | p50 | p75 | p90 | max |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for name in ("answerable", "out_of_corpus"):
+        d = g[name]
+        out.append(f"| {name} | {d['n']} | {d['standout']} | "
+                   + " | ".join(_fmt(d[f'p{p}']) for p in (0, 10, 25, 50, 75, 90, 100)) + " |")
+    out += ["", "The gate in this run at other evidence thresholds (the standout rule kept):", "",
+            "| min evidence | false abstention (answerable) | correct abstention (out of corpus) |", "|---|---|---|"]
+    for s in g["threshold_sweep"]:
+        mark = " (default)" if abs(s["threshold"] - g["min_evidence"]) < 1e-9 else ""
+        out.append(f"| {s['threshold']:.2f}{mark} | {_fmt(s['false_abstention'])} | {_fmt(s['correct_abstention'])} |")
+    if calibration.exists():  # the table the defaults were chosen from (python -m eval.calibrate_relevance)
+        text = calibration.read_text(encoding="utf-8").splitlines()
+        head = next((i for i, line in enumerate(text) if line.startswith("| gate |")), None)
+        if head is not None:
+            rows = list(takewhile(lambda line: line.startswith("|"), text[head:]))
+            made = re.search(r"\((.*)\)\s*$", text[0])  # "(relevance_dev.jsonl: 226 questions, ...)"
+            out += ["", f"Calibration on the relevance dev set (eval/results/{calibration.name}"
+                        + (f"; {made.group(1)}" if made else "") + "):", "", *rows]
+    return out
 
 
 def misses(rows: list[dict[str, Any]], most: int = 25) -> list[str]:

@@ -79,16 +79,24 @@ def evidence(source: Source, weight: float = COVERAGE_WEIGHT) -> float:
     return closeness(source) + weight * source.coverage
 
 
-def relevant(question: str, sources: list[Source], min_relevance: float, *, weight: float = COVERAGE_WEIGHT,
-             min_evidence: float = MIN_EVIDENCE) -> bool:
-    """Whether some source is close enough in meaning and covers enough of the question's rare terms, or one
-    paper stands out in meaning from the rest.
+def strongest(sources: Sequence[Source], min_relevance: float, weight: float = COVERAGE_WEIGHT) -> tuple[float, bool]:
+    """What the gate compares: the best evidence among sources at least `min_relevance` close (0.0 when none
+    is), and whether one paper stands out in meaning from the rest.
 
-    `question` is unused: the sources carry the gate's inputs (dense, focus, coverage; see fill_gate_inputs).
     Papers in `sources.gate_also` (rag.types.Retrieved: those sentence rescoring moved out of the chunk-level
     top k) count too, so the gate judges the ranking it was calibrated on."""
     pool = [*sources, *getattr(sources, "gate_also", ())]
-    if any(closeness(s) >= min_relevance and evidence(s, weight) >= min_evidence for s in pool):
-        return True
+    best = max((evidence(s, weight) for s in pool if closeness(s) >= min_relevance), default=0.0)
     close = sorted((closeness(s) for s in pool), reverse=True)  # standing out needs others to compare with
-    return len(close) >= 2 and close[0] >= max(STANDOUT_MIN, min_relevance) and close[0] - close[1] >= STANDOUT_MARGIN
+    stands = len(close) >= 2 and close[0] >= max(STANDOUT_MIN, min_relevance) and close[0] - close[1] >= STANDOUT_MARGIN
+    return best, stands
+
+
+def relevant(question: str, sources: list[Source], min_relevance: float, *, weight: float = COVERAGE_WEIGHT,
+             min_evidence: float = MIN_EVIDENCE) -> bool:
+    """Whether some source is close enough in meaning and covers enough of the question's rare terms, or one
+    paper stands out in meaning from the rest (see `strongest`).
+
+    `question` is unused: the sources carry the gate's inputs (dense, focus, coverage; see fill_gate_inputs)."""
+    best, stands = strongest(sources, min_relevance, weight)
+    return stands or (best > 0.0 and best >= min_evidence)

@@ -82,6 +82,13 @@ def test_eval_qa_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str], 
     assert ooc["gold_ids"] == [] and ooc["metrics"]["hit@1"] is None and ooc["metrics"]["citation_precision"] is None
     md = (out / "report.md").read_text()
     assert "| recall@4 |" in md and "out_of_corpus" in md
+    # the gate section reproduces the run's own abstentions at the default threshold, and cites the calibration
+    gate = m["gate"]
+    default = next(s for s in gate["threshold_sweep"] if abs(s["threshold"] - gate["min_evidence"]) < 1e-9)
+    assert all("gate_evidence" in r for r in rows)
+    assert default["correct_abstention"] == float(rows[3]["abstained"])
+    assert default["false_abstention"] == sum(r["abstained"] for r in rows[:3]) / 3
+    assert "## Relevance gate" in md and "Calibration on the relevance dev set" in md and "| **default** |" in md
 
     # the run used a throwaway home and the shared embedding cache: the user's home stays empty
     assert not (Path(os.environ["PAPERCHAT_HOME"]) / "chroma").exists()
@@ -218,3 +225,19 @@ def test_make_judge_reuses_the_answerers_complete() -> None:
     assert judge is not None and judge.name == "gguf:smollm2@http://127.0.0.1:8/v1"
     assert judge.faithfulness("Grokking is delayed [1].", {1: "Grokking is delayed."}) == 1.0
     assert calls and calls[0][1] == 4
+
+
+def test_gate_distribution_sweeps_the_evidence_threshold() -> None:
+    from eval.qa import _gate_distribution
+
+    rows = [{"kind": "single", "gate_evidence": 0.70, "gate_standout": False},
+            {"kind": "single", "gate_evidence": 0.50, "gate_standout": False},
+            {"kind": "multi", "gate_evidence": 0.0, "gate_standout": True},  # passes by standing out, at any threshold
+            {"kind": "out_of_corpus", "gate_evidence": 0.55, "gate_standout": False},
+            {"kind": "single"}]  # abstained before the gate ran (e.g. an empty collection): not counted
+    g = _gate_distribution(rows)
+    assert g["answerable"]["n"] == 3 and g["answerable"]["standout"] == 1 and g["out_of_corpus"]["n"] == 1
+    at = {s["threshold"]: s for s in g["threshold_sweep"]}
+    assert at[0.45] == {"threshold": 0.45, "false_abstention": 0.0, "correct_abstention": 0.0}
+    assert at[0.59]["false_abstention"] == round(1 / 3, 4) and at[0.59]["correct_abstention"] == 1.0
+    assert at[0.71]["false_abstention"] == round(2 / 3, 4)
