@@ -4,8 +4,8 @@
     python -m eval.calibrate_relevance --home /tmp/relcal --check seed,pubmedqa  # plus held-out false abstention
 
 The dev set (eval/datasets/relevance_dev.jsonl) names the collection each question is asked over: `sample`
-(data/sample), `scifact` (the SciFact train corpus) or `arxiv10k` (../shared/data/arxiv-10k.jsonl.gz). Each collection is ingested once into --home (the
-embedding cache is shared with the user's). For every question the top-k sources are retrieved once; the grid
+(data/sample), `scifact` (the SciFact train corpus) or `arxiv10k` (../shared/data/arxiv-10k.jsonl.gz). Each
+collection is ingested once into --home (the embedding cache is shared with the user's). For every question the top-k sources are retrieved once; the grid
 then re-applies the gate to their (dense, coverage) pairs, so the table isolates the gate's parameters.
 """
 

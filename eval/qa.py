@@ -163,7 +163,8 @@ def _row(item: Any, hits: list[Any], ans: Any, metrics: dict[str, Any], timings:
             "best_dense": max((s.dense for s in ans.sources), default=None),  # one of the relevance gate's inputs
             "reference": item.answer, "key_facts_any": item.key_facts_any,
         })
-        evidence, stands = strongest(ans.sources, min_relevance)  # what rag.relevance.relevant() compared
+        # what rag.relevance.relevant() compared (with sentence rescoring on, it also weighed displaced papers)
+        evidence, stands = strongest(ans.sources, min_relevance)
         row.update({"gate_evidence": round(evidence, 4), "gate_standout": stands})
     row["metrics"] = metrics
     row["timings_ms"] = timings
