@@ -10,7 +10,7 @@ from typing import Any
 from rag.answerers.base import NO_ANSWER, Answerer, AnswererError
 from rag.citations import MARKER, finalize
 from rag.prompts import drop_example_echo
-from rag.relevance import ABSTAIN_TEXT, CHOSEN_NOTICE, relevant
+from rag.relevance import ABSTAIN_TEXT, CHOSEN_NOTICE, CONFIDENT_EVIDENCE, relevant, strongest
 from rag.settings import Settings
 from rag.evidence import top_sentences
 from rag.types import Answer, Claim, Evidence, Quote, Source
@@ -108,6 +108,9 @@ def answer_stream(question: str, sources: list[Source], answerer: Answerer, extr
                 raise AnswererError("it repeated the prompt's worked example instead of answering")
             if echoed:
                 notice = _join(notice, f"Removed {echoed} sentence(s) that repeated the prompt's worked example.")
+            if text and _is_no_answer(text) and strongest(sources, settings.min_relevance)[0] >= CONFIDENT_EVIDENCE:
+                raise _Unsupported(f"The {backend} model found no answer, but a source matches the question closely; "
+                                   "showing the offline extractive answer instead.")
             if text and not _is_no_answer(text):
                 verified = verify(text, shown, SupportScorer(embed), settings.unsupported)
                 if not verified.supported_count:

@@ -23,6 +23,10 @@ CHOSEN_NOTICE = ("The question does not closely match the papers you restricted 
                  "asked.")
 COVERAGE_WEIGHT = 0.3
 MIN_EVIDENCE = 0.59
+# A written answer that declines although a source's evidence reaches this gives way to the extractive answer.
+# Relevance dev set with Qwen2.5-Coder-1.5B (eval/results/abstention-qwen1.5b-2026-12-07): every answerable
+# question the model declined had evidence >= 0.947; no off-collection question the gate let through exceeded 0.842.
+CONFIDENT_EVIDENCE = 0.9
 # A paper that stands out in meaning (cosine >= STANDOUT_MIN and STANDOUT_MARGIN above the next source) passes
 # without the words: PubMedQA questions are article titles whose words the abstracts often lack.
 STANDOUT_MIN = 0.45

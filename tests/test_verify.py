@@ -206,3 +206,25 @@ def test_cli_prints_evidence_first_and_labels_unsupported_claims(capsys: pytest.
     assert out.index("Evidence (the answer follows):") < out.index("Pointer networks use attention to point at positions of the input [2]")
     assert f"orbits Jupiter every week. {NOT_FOUND}" in out.split("(checked against the sources)")[1]
     assert f"week. {NOT_FOUND}" in format_answer(final) and "\033[2m" in format_answer(final, color=True)
+
+
+@pytest.mark.parametrize("coverage,declined", [(0.0, True), (1.0, False)], ids=["near-topic", "closely matching"])
+def test_a_declining_model_gives_way_to_the_extractive_answer_only_when_a_source_matches_closely(
+        coverage: float, declined: bool) -> None:
+    from dataclasses import replace
+
+    from rag.answerers.base import NO_ANSWER
+    from rag.relevance import CONFIDENT_EVIDENCE, evidence
+
+    sources = [replace(SOURCES[0], coverage=coverage), *SOURCES[1:]]  # grokking paper: evidence 0.7 or 1.0
+    assert (evidence(sources[0]) >= CONFIDENT_EVIDENCE) is not declined
+    t = time.perf_counter()
+    events = list(answer_stream("What is grokking?", sources, Scripted(NO_ANSWER), Extractive(),
+                                Settings(min_relevance=0.0), t, t))
+    final = events[-1]
+    assert isinstance(final, Answer) and final.abstained is declined
+    if declined:
+        assert final.answer == NO_ANSWER and final.backend == "openai" and not final.citations
+    else:
+        assert final.backend == "extractive" and final.citations[0].title.startswith("Deep Networks")
+        assert "found no answer, but a source matches the question closely" in (final.notice or "")
