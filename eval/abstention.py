@@ -63,7 +63,8 @@ def main() -> int:
             counts["n"] += 1
             counts[by] += 1
             row = {"collection": name, "question": r["question"], "answerable": r["answerable"], "outcome": by,
-                   "backend": ans.backend, "answer": ans.answer, "cited": [c.paper_id for c in ans.citations],
+                   "backend": ans.backend, "notice": ans.notice, "answer": ans.answer,
+                   "cited": [c.paper_id for c in ans.citations],
                    "gold": r.get("paper_id"), "seconds": round(time.perf_counter() - t, 2)}
             if out:
                 out.write(json.dumps(row) + "\n")
