@@ -399,9 +399,15 @@ def test_llm_answer_is_post_processed_and_no_answer_abstains(fake: FakeOpenAI, s
     d = ans.to_dict()
     for c in d["citations"]:
         assert d["sources"][c["n"] - 1]["paper_id"] == c["paper_id"]
+    # a decline abstains when the papers only come near the question (gate evidence 0.71 < CONFIDENT_EVIDENCE) ...
+    fake.script = [("stream", ["The indexed papers do not answer this question."])]
+    ans = pc.ask("What is known about grokking and why does it happen?")
+    assert ans.abstained and ans.citations == [] and "[" not in ans.answer and ans.backend == "openai"
+    # ... and gives way to the extractive answer when a paper matches it closely (0.98)
     fake.script = [("stream", ["The indexed papers do not answer this question."])]
     ans = pc.ask(GROK)
-    assert ans.abstained and ans.citations == [] and "[" not in ans.answer
+    assert not ans.abstained and ans.backend == "extractive" and "a source matches the question closely" in (ans.notice or "")
+    assert ans.citations[0].title.startswith("Deep Networks Always Grok")
 
 
 def test_sources_trimmed_from_the_context_cannot_be_cited(fake: FakeOpenAI, sample_engine: Any) -> None:
