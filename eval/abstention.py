@@ -17,22 +17,11 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from eval.calibrate_relevance import CORPORA, DEV, engine, load_dev
+from eval.qa import parse_config
 from eval.tune_maxp import machine
 from rag.relevance import relevant
-
-
-def parse_config(items: list[str]) -> dict[str, Any]:
-    """KEY=VALUE pairs as Paperchat keyword arguments (values stay strings; pydantic converts them)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--config {item!r}: expected KEY=VALUE")
-        out[key] = value
-    return out
 
 
 def main() -> int:
@@ -40,14 +29,18 @@ def main() -> int:
     ap.add_argument("--home", type=Path, required=True)
     ap.add_argument("--dev", type=Path, default=DEV)
     ap.add_argument("--collections", default=",".join(CORPORA), help="comma-separated dev collections to ask over")
-    ap.add_argument("--config", action="append", default=[], metavar="KEY=VALUE", help="a Paperchat setting")
+    ap.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
+                    help="a Paperchat setting (KEY=VALUE, a JSON object or file), as in `paperchat eval qa`")
     ap.add_argument("--out", type=Path, help="one JSON row per question")
     args = ap.parse_args()
     from rag.engine import Paperchat
 
     wanted = [c.strip() for c in args.collections.split(",") if c.strip()]
     rows = [r for r in load_dev(args.dev) if r["collection"] in wanted]
-    config = parse_config(args.config)
+    try:
+        config = parse_config(args.config)  # the same --config values as `paperchat eval qa`
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
     print(machine(), file=sys.stderr)
     out = args.out.open("w", encoding="utf-8") if args.out else None
     tally: dict[tuple[str, bool], dict[str, int]] = {}
@@ -56,8 +49,8 @@ def main() -> int:
         pc = Paperchat(home=args.home / name, collection=name, **config)
         for r in (r for r in rows if r["collection"] == name):
             t = time.perf_counter()
-            gate = relevant(r["question"], pc.retrieve(r["question"]), pc.settings.min_relevance)
-            ans = pc.ask(r["question"])  # the same retrieval again: the gate's verdict above is ask's own
+            ans = pc.ask(r["question"])
+            gate = relevant(r["question"], ans.sources, pc.settings.min_relevance)  # the sources carry its inputs
             by = "answered" if not ans.abstained else "backend" if gate else "gate"
             counts = tally.setdefault((name, r["answerable"]), {"n": 0, "gate": 0, "backend": 0, "answered": 0})
             counts["n"] += 1
