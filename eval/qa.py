@@ -18,6 +18,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -171,40 +172,52 @@ def _row(item: Any, hits: list[Any], ans: Any, metrics: dict[str, Any], timings:
     return row
 
 
+PERCENTILES = (0, 10, 25, 50, 75, 90, 100)
+
+
+def _groups(rows: list[dict[str, Any]], key: str) -> dict[str, list[dict[str, Any]]]:
+    """The rows that have `key`, split into answerable and out-of-corpus questions."""
+    return {g: [r for r in rows if r.get(key) is not None and (r.get("kind") == "out_of_corpus") == (g == "out_of_corpus")]
+            for g in ("answerable", "out_of_corpus")}
+
+
+def _spread(vals: list[float]) -> dict[str, Any]:
+    return {"n": len(vals), **{f"p{p}": _r(M.percentile(vals, p)) for p in PERCENTILES}}
+
+
+def _share(rows: list[dict[str, Any]], refused: Callable[[dict[str, Any]], bool]) -> float | None:
+    return _r(sum(refused(r) for r in rows) / len(rows)) if rows else None
+
+
 def _dense_distribution(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Best dense cosine (max Source.dense of the answer's sources) for answerable vs out-of-corpus questions,
     and the abstention rates a pure threshold on it would give (the engine also abstains when the answerer
     finds nothing)."""
-    groups = {"answerable": [r["best_dense"] for r in rows if r.get("kind") != "out_of_corpus" and r.get("best_dense") is not None],
-              "out_of_corpus": [r["best_dense"] for r in rows if r.get("kind") == "out_of_corpus" and r.get("best_dense") is not None]}
-    out: dict[str, Any] = {}
-    for name, vals in groups.items():
-        out[name] = {"n": len(vals), **{f"p{p}": _r(M.percentile(vals, p)) for p in (0, 10, 25, 50, 75, 90, 100)}}
-    sweep = []
-    for t in THRESHOLDS:
-        a, o = groups["answerable"], groups["out_of_corpus"]
-        sweep.append({"threshold": t, "false_abstention": _r(sum(v < t for v in a) / len(a)) if a else None,
-                      "correct_abstention": _r(sum(v < t for v in o) / len(o)) if o else None})
-    out["threshold_sweep"] = sweep
+    groups = _groups(rows, "best_dense")
+    out: dict[str, Any] = {name: _spread([r["best_dense"] for r in rs]) for name, rs in groups.items()}
+
+    def refused(t: float) -> Callable[[dict[str, Any]], bool]:
+        return lambda r: r["best_dense"] < t
+
+    out["threshold_sweep"] = [{"threshold": t, "false_abstention": _share(groups["answerable"], refused(t)),
+                               "correct_abstention": _share(groups["out_of_corpus"], refused(t))} for t in THRESHOLDS]
     return out
 
 
 def _gate_distribution(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The relevance gate's evidence (rag.relevance.strongest) for answerable vs out-of-corpus questions, how many
     passed by a standout paper, and the abstention rates the gate would give at other MIN_EVIDENCE thresholds."""
-    groups = {g: [r for r in rows if "gate_evidence" in r and (r.get("kind") == "out_of_corpus") == (g == "out_of_corpus")]
-              for g in ("answerable", "out_of_corpus")}
+    groups = _groups(rows, "gate_evidence")
     out: dict[str, Any] = {"min_evidence": MIN_EVIDENCE}
     for name, rs in groups.items():
-        vals = [r["gate_evidence"] for r in rs]
-        out[name] = {"n": len(rs), "standout": sum(bool(r["gate_standout"]) for r in rs),
-                     **{f"p{p}": _r(M.percentile(vals, p)) for p in (0, 10, 25, 50, 75, 90, 100)}}
+        out[name] = {**_spread([r["gate_evidence"] for r in rs]), "standout": sum(bool(r["gate_standout"]) for r in rs)}
 
-    def refused(rs: list[dict[str, Any]], t: float) -> float | None:
-        return _r(sum(not r["gate_standout"] and r["gate_evidence"] < t for r in rs) / len(rs)) if rs else None
+    def refused(t: float) -> Callable[[dict[str, Any]], bool]:
+        return lambda r: not r["gate_standout"] and r["gate_evidence"] < t
 
-    out["threshold_sweep"] = [{"threshold": t, "false_abstention": refused(groups["answerable"], t),
-                               "correct_abstention": refused(groups["out_of_corpus"], t)} for t in EVIDENCE_THRESHOLDS]
+    out["threshold_sweep"] = [{"threshold": t, "false_abstention": _share(groups["answerable"], refused(t)),
+                               "correct_abstention": _share(groups["out_of_corpus"], refused(t))}
+                              for t in EVIDENCE_THRESHOLDS]
     return out
 
 
